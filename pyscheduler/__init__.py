@@ -1,0 +1,64 @@
+"""pyscheduler: the scheduling core of a real-time speech-translation dispatcher.
+
+Start with :class:`NodeRegistry`; DESIGN.md and docs/ARCHITECTURE.md explain the rest.
+"""
+
+from .config import AutoPoolConfig, CoreServicesConfig, Phase3Config, PoolConfig
+from .errors import (
+    ConfigError,
+    DuplicateNodeError,
+    InvalidHeartbeatError,
+    InvalidRequestError,
+    SchedulerError,
+    UnknownNodeError,
+    UnknownPoolError,
+)
+from .flags import MigrationFlags
+from .model import (
+    Attempt,
+    Breakdown,
+    Heartbeat,
+    InstalledService,
+    JobRequest,
+    LanguageCapabilities,
+    NodeInfo,
+    NodeStatus,
+    NodeView,
+    Reason,
+    Selection,
+    ServiceState,
+    ServiceType,
+)
+from .registry import NodeRegistry
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Attempt",
+    "AutoPoolConfig",
+    "Breakdown",
+    "ConfigError",
+    "CoreServicesConfig",
+    "DuplicateNodeError",
+    "Heartbeat",
+    "InstalledService",
+    "InvalidHeartbeatError",
+    "InvalidRequestError",
+    "JobRequest",
+    "LanguageCapabilities",
+    "MigrationFlags",
+    "NodeInfo",
+    "NodeRegistry",
+    "NodeStatus",
+    "NodeView",
+    "Phase3Config",
+    "PoolConfig",
+    "Reason",
+    "SchedulerError",
+    "Selection",
+    "ServiceState",
+    "ServiceType",
+    "UnknownNodeError",
+    "UnknownPoolError",
+    "__version__",
+]

@@ -1,0 +1,218 @@
+"""The fleet as the registry keeps it: nodes, pools, membership and generated pools.
+
+:class:`Fleet` is plain state with no lock of its own: its owner (the
+registry) serialises every call. Each public method either completes or
+raises before it changes anything, so bad input leaves the fleet as it was.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections import Counter
+from collections.abc import Iterable
+
+from .config import CoreServicesConfig, Phase3Config, PoolConfig
+from .errors import UnknownPoolError
+from .nodes import NodeRecord
+from .pools import PoolGenerator, PoolLookup, node_pools
+
+__all__ = ["Fleet"]
+
+
+class Fleet:
+    """Nodes by id, pools by id (configured, then generated), members by pool."""
+
+    def __init__(self, cfg: Phase3Config, core: CoreServicesConfig) -> None:
+        self.cfg = cfg
+        self.core = core
+        self.nodes: dict[str, NodeRecord] = {}
+        self.generator = PoolGenerator()
+        self.generated: tuple[PoolConfig, ...] = ()
+        self.pools: dict[int, PoolConfig] = {}
+        self.members: dict[int, list[str]] = {}
+        self.set_counts: Counter[frozenset[str]] = Counter()
+        self._lang_nodes: dict[str, set[str]] = {}
+        self._lookup = PoolLookup(())
+        self.topology_version = 0
+        self._install_pools(cfg.pools)
+
+    # -- reading ---------------------------------------------------------------------
+
+    def live_nodes(self) -> list[str]:
+        """Ids of every node not disconnected, sorted (the single-level candidate set)."""
+        return sorted(nid for nid, rec in self.nodes.items() if not rec.disconnected)
+
+    def pool(self, pool_id: int) -> PoolConfig:
+        try:
+            return self.pools[pool_id]
+        except KeyError:
+            raise UnknownPoolError(f"unknown pool id {pool_id!r}") from None
+
+    def ordered_pools(self) -> list[PoolConfig]:
+        """All pools (configured and generated) by id."""
+        return [self.pools[pid] for pid in sorted(self.pools)]
+
+    # -- node changes ------------------------------------------------------------------
+
+    def add(self, record: NodeRecord) -> None:
+        """Add a new node (replacing none: call :meth:`discard` first)."""
+        self.nodes[record.node_id] = record
+        self._index_node(record)
+        self._assign(record)
+        self._grow_generated([self._counted_set(record)])
+        self.topology_version += 1
+
+    def discard(self, node_id: str) -> NodeRecord | None:
+        """Forget a node entirely; its generated pool stays (no flapping)."""
+        record = self.nodes.pop(node_id, None)
+        if record is not None:
+            self._unindex_node(record)
+            self._set_pools(record, ())
+            self.topology_version += 1
+        return record
+
+    def disconnect(self, record: NodeRecord) -> None:
+        """Take a node out of every pool; it stays known (OFFLINE) until it registers again."""
+        if record.disconnected:
+            return
+        self._unindex_node(record)
+        self._set_pools(record, ())
+        record.disconnected = True
+        self.topology_version += 1
+
+    def capabilities_changed(self, record: NodeRecord, old_langs: frozenset[str], old_counted) -> None:
+        """Refresh a node's membership after its services or languages changed."""
+        self._unindex(record.node_id, old_langs, old_counted)
+        self._index_node(record)
+        self._assign(record)
+        self._grow_generated([self._counted_set(record)])
+        self.topology_version += 1
+
+    def node_sets(self, record: NodeRecord) -> tuple[frozenset[str], frozenset[str] | None]:
+        """(language set, set counted for generation or None) — what to pass back on change."""
+        return record.capabilities.language_set(), self._counted_set(record)
+
+    # -- config changes ------------------------------------------------------------------
+
+    def set_config(self, cfg: Phase3Config) -> None:
+        """Swap the config: regenerate pools from scratch and recompute every membership."""
+        self.generator.check_configured(cfg.pools)
+        old_cfg = self.cfg
+        self.cfg = cfg
+        self._rebuild_counts()
+        generated = ()
+        if cfg.auto_generate_language_pools:
+            try:
+                generated = self.generator.generate(self.set_counts, cfg.auto_pool, cfg.pools, ())
+            except Exception:
+                self.cfg = old_cfg
+                self._rebuild_counts()
+                raise
+        self.generated = generated
+        self._install_pools(cfg.pools + generated)
+        for record in self.nodes.values():
+            if not record.disconnected:
+                self._assign(record)
+        self.topology_version += 1
+
+    def set_core(self, core: CoreServicesConfig) -> None:
+        self.core = core
+        self.topology_version += 1
+
+    # -- internals -----------------------------------------------------------------------
+
+    def _counted_set(self, record: NodeRecord) -> frozenset[str] | None:
+        """The set a node contributes to pool generation, if it contributes one."""
+        if record.disconnected:
+            return None
+        caps = record.capabilities
+        if self.cfg.auto_pool.require_semantic and not caps.semantic:
+            return None
+        return caps.language_set()
+
+    def _index_node(self, record: NodeRecord) -> None:
+        for lang in record.capabilities.language_set():
+            self._lang_nodes.setdefault(lang, set()).add(record.node_id)
+        counted = self._counted_set(record)
+        if counted is not None:
+            self.set_counts[counted] += 1
+
+    def _unindex_node(self, record: NodeRecord) -> None:
+        self._unindex(record.node_id, record.capabilities.language_set(), self._counted_set(record))
+
+    def _unindex(self, node_id: str, langs: frozenset[str], counted: frozenset[str] | None) -> None:
+        for lang in langs:
+            holders = self._lang_nodes.get(lang)
+            if holders is not None:
+                holders.discard(node_id)
+                if not holders:
+                    del self._lang_nodes[lang]
+        if counted is not None:
+            self.set_counts[counted] -= 1
+            if self.set_counts[counted] <= 0:
+                del self.set_counts[counted]
+
+    def _rebuild_counts(self) -> None:
+        self.set_counts = Counter(
+            s for s in (self._counted_set(r) for r in self.nodes.values()) if s is not None
+        )
+
+    def _install_pools(self, pools: Iterable[PoolConfig]) -> None:
+        self.pools = {p.pool_id: p for p in pools}
+        self._lookup = PoolLookup(self.pools.values())
+        self.members = {pid: [] for pid in self.pools}
+        for record in self.nodes.values():
+            record.pool_ids = ()
+
+    def _assign(self, record: NodeRecord) -> None:
+        pools = node_pools(
+            record.node_id,
+            record.capabilities.language_set(),
+            record.installed,
+            self._lookup,
+            self.cfg.membership,
+        )
+        self._set_pools(record, pools)
+
+    def _set_pools(self, record: NodeRecord, pool_ids: tuple[int, ...]) -> None:
+        if pool_ids == record.pool_ids:
+            return
+        node_id = record.node_id
+        for pid in set(record.pool_ids) - set(pool_ids):
+            members = self.members.get(pid)
+            if members is not None:
+                i = bisect.bisect_left(members, node_id)
+                if i < len(members) and members[i] == node_id:
+                    del members[i]
+        for pid in set(pool_ids) - set(record.pool_ids):
+            bisect.insort(self.members[pid], node_id)
+        record.pool_ids = pool_ids
+
+    def _grow_generated(self, candidates: list[frozenset[str] | None]) -> None:
+        """Add generated pools for sets that just qualified, and place the nodes they cover."""
+        if not self.cfg.auto_generate_language_pools:
+            return
+        sets = [s for s in candidates if s is not None]
+        if not sets:
+            return
+        grown = self.generator.generate(
+            self.set_counts, self.cfg.auto_pool, self.cfg.pools, self.generated, sets
+        )
+        if len(grown) == len(self.generated):
+            return
+        new = [p for p in grown if p.pool_id not in self.pools]
+        self.generated = grown
+        for p in new:
+            self.pools[p.pool_id] = p
+            self.members[p.pool_id] = []
+        self._lookup = PoolLookup(self.pools.values())
+        for p in new:
+            for node_id in sorted(self._covering_nodes(p.language_set)):
+                self._assign(self.nodes[node_id])
+
+    def _covering_nodes(self, langs: frozenset[str]) -> set[str]:
+        holders = [self._lang_nodes.get(lang, set()) for lang in langs]
+        if not holders:
+            return set()
+        holders.sort(key=len)
+        return set(holders[0]).intersection(*holders[1:])

@@ -1,0 +1,616 @@
+"""Value types of the public API (DESIGN §3): services, nodes, heartbeats, jobs, results.
+
+Every class validates on construction and raises a subclass of
+:class:`~pyscheduler.errors.SchedulerError` whose message names the field and
+the bad value. Instances are immutable.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ._validate import (
+    MAX_COUNT,
+    check_bool,
+    check_id,
+    check_int,
+    check_number,
+    check_optional_id,
+)
+from .errors import InvalidHeartbeatError, InvalidRequestError
+from .languages import AUTO, normalize_lang, normalize_langs, normalize_pairs
+
+__all__ = [
+    "ServiceType",
+    "CORE_TYPES",
+    "ServiceState",
+    "InstalledService",
+    "LanguageCapabilities",
+    "NodeStatus",
+    "NodeInfo",
+    "Heartbeat",
+    "JobRequest",
+    "Reason",
+    "CHECK_REASONS",
+    "Breakdown",
+    "Attempt",
+    "Selection",
+    "NodeView",
+    "parse_service_types",
+]
+
+
+class ServiceType(enum.IntFlag):
+    """Kinds of service a worker node runs. ASR, NMT and TTS are the core types."""
+
+    ASR = 1
+    NMT = 2
+    TTS = 4
+    SEMANTIC = 8
+    TONE = 16
+
+
+CORE_TYPES = ServiceType.ASR | ServiceType.NMT | ServiceType.TTS
+_ALL_TYPES = CORE_TYPES | ServiceType.SEMANTIC | ServiceType.TONE
+
+
+def parse_service_types(value: Any, field: str, error: type[Exception]) -> ServiceType:
+    """Accept a ServiceType, an int mask, a name or a list of names (``["ASR", "NMT"]``)."""
+    if isinstance(value, ServiceType):
+        mask = int(value)
+    elif isinstance(value, int) and not isinstance(value, bool):
+        mask = value
+    elif isinstance(value, str) or isinstance(value, (list, tuple, set, frozenset)):
+        names = [value] if isinstance(value, str) else list(value)
+        mask = 0
+        for name in names:
+            if isinstance(name, ServiceType):
+                mask |= int(name)
+                continue
+            if not isinstance(name, str) or name.strip().upper() not in ServiceType.__members__:
+                known = ", ".join(ServiceType.__members__)
+                raise error(f"{field}: unknown service type {name!r} (known: {known})")
+            mask |= int(ServiceType[name.strip().upper()])
+    else:
+        raise error(f"{field} must be service types, got {value!r}")
+    if mask & ~int(_ALL_TYPES) or mask < 0:
+        raise error(f"{field}: invalid service type mask {value!r}")
+    return ServiceType(mask)
+
+
+def service_type_names(types: ServiceType) -> list[str]:
+    """The member names in a mask, in declaration order (the dump form of a mask)."""
+    return [m.name for m in ServiceType if m in types and m.name]
+
+
+class ServiceState(str, enum.Enum):
+    """State of one installed service as the node reports it."""
+
+    RUNNING = "running"
+    STOPPED = "stopped"
+    ERROR = "error"
+
+
+@dataclass(frozen=True, slots=True)
+class InstalledService:
+    """One service installed on a node: its id, its (single) type and its state."""
+
+    service_id: str
+    type: ServiceType
+    state: ServiceState = ServiceState.RUNNING
+
+    def __post_init__(self) -> None:
+        check_id(self.service_id, "InstalledService.service_id", InvalidRequestError)
+        kind = parse_service_types(self.type, "InstalledService.type", InvalidRequestError)
+        if kind.bit_count() != 1:
+            raise InvalidRequestError(
+                f"InstalledService.type must be exactly one service type, got {self.type!r}"
+            )
+        object.__setattr__(self, "type", kind)
+        try:
+            state = ServiceState(self.state)
+        except ValueError:
+            raise InvalidRequestError(
+                f"InstalledService.state must be one of running, stopped, error; got {self.state!r}"
+            ) from None
+        object.__setattr__(self, "state", state)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"service_id": self.service_id, "type": self.type.name, "state": self.state.value}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> InstalledService:
+        _reject_unknown(d, ("service_id", "type", "state"), "InstalledService")
+        return cls(d.get("service_id"), d.get("type"), d.get("state", ServiceState.RUNNING))
+
+
+@dataclass(frozen=True, slots=True)
+class LanguageCapabilities:
+    """The languages a node serves, per service type (codes normalised, sorted, unique).
+
+    A node translates ``src -> tgt`` if ``(src, tgt)`` is in ``nmt_pairs``, or
+    both are in ``nmt_languages`` and differ.
+    """
+
+    asr: tuple[str, ...] = ()
+    tts: tuple[str, ...] = ()
+    semantic: tuple[str, ...] = ()
+    nmt_languages: tuple[str, ...] = ()
+    nmt_pairs: tuple[tuple[str, str], ...] = ()
+
+    def __post_init__(self) -> None:
+        err = InvalidRequestError
+        for name in ("asr", "tts", "semantic", "nmt_languages"):
+            langs = normalize_langs(getattr(self, name), f"LanguageCapabilities.{name}", err)
+            object.__setattr__(self, name, langs)
+        pairs = normalize_pairs(self.nmt_pairs, "LanguageCapabilities.nmt_pairs", err)
+        object.__setattr__(self, "nmt_pairs", pairs)
+
+    def language_set(self) -> frozenset[str]:
+        """The node's language set (DESIGN §6): its semantic languages, or else all it serves."""
+        if self.semantic:
+            return frozenset(self.semantic)
+        pair_langs = {lang for pair in self.nmt_pairs for lang in pair}
+        return frozenset(self.asr) | frozenset(self.tts) | frozenset(self.nmt_languages) | pair_langs
+
+    def supports_asr(self, src: str) -> bool:
+        """ASR for ``src``; ``auto`` needs any ASR language."""
+        return bool(self.asr) if src == AUTO else src in self.asr
+
+    def supports_nmt(self, src: str, tgt: str) -> bool:
+        """Translation ``src -> tgt``; ``auto`` needs some source that translates to ``tgt``."""
+        if src == AUTO:
+            if any(t == tgt for _, t in self.nmt_pairs):
+                return True
+            return tgt in self.nmt_languages and len(self.nmt_languages) >= 2
+        if src == tgt:
+            return False
+        if (src, tgt) in self.nmt_pairs:
+            return True
+        return src in self.nmt_languages and tgt in self.nmt_languages
+
+    def supports_tts(self, tgt: str) -> bool:
+        return tgt in self.tts
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "asr": list(self.asr),
+            "tts": list(self.tts),
+            "semantic": list(self.semantic),
+            "nmt_languages": list(self.nmt_languages),
+            "nmt_pairs": [list(p) for p in self.nmt_pairs],
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> LanguageCapabilities:
+        fields = ("asr", "tts", "semantic", "nmt_languages", "nmt_pairs")
+        _reject_unknown(d, fields, "LanguageCapabilities")
+        return cls(**{k: d[k] for k in fields if k in d})
+
+
+class NodeStatus(str, enum.Enum):
+    """Lifecycle state of a node (DESIGN §6). Only READY is dispatchable."""
+
+    REGISTERING = "registering"
+    READY = "ready"
+    DEGRADED = "degraded"
+    DRAINING = "draining"
+    OFFLINE = "offline"
+
+
+def _check_services(value: Any, field: str) -> tuple[InstalledService, ...]:
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+        raise InvalidRequestError(f"{field} must be a list of InstalledService, got {value!r}")
+    services = tuple(value)
+    for s in services:
+        if not isinstance(s, InstalledService):
+            raise InvalidRequestError(f"{field} must hold InstalledService objects, got {s!r}")
+    ids = [s.service_id for s in services]
+    if len(set(ids)) != len(ids):
+        raise InvalidRequestError(f"{field}: duplicate service ids in {ids!r}")
+    return services
+
+
+@dataclass(frozen=True)
+class NodeInfo:
+    """What a node tells the registry when it registers."""
+
+    node_id: str | None = None
+    has_gpu: bool = True
+    accept_public_jobs: bool = True
+    max_concurrent_jobs: int = 4
+    installed_services: tuple[InstalledService, ...] = ()
+    language_capabilities: LanguageCapabilities = field(default_factory=LanguageCapabilities)
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        err = InvalidRequestError
+        check_optional_id(self.node_id, "NodeInfo.node_id", err)
+        check_bool(self.has_gpu, "NodeInfo.has_gpu", err)
+        check_bool(self.accept_public_jobs, "NodeInfo.accept_public_jobs", err)
+        check_int(self.max_concurrent_jobs, "NodeInfo.max_concurrent_jobs", err, low=1, high=MAX_COUNT)
+        services = _check_services(self.installed_services, "NodeInfo.installed_services")
+        object.__setattr__(self, "installed_services", services)
+        if not isinstance(self.language_capabilities, LanguageCapabilities):
+            raise err(
+                "NodeInfo.language_capabilities must be LanguageCapabilities, "
+                f"got {self.language_capabilities!r}"
+            )
+        if not isinstance(self.labels, Mapping):
+            raise err(f"NodeInfo.labels must be a mapping, got {self.labels!r}")
+        for k, v in self.labels.items():
+            if not isinstance(k, str) or not isinstance(v, str):
+                raise err(f"NodeInfo.labels must map str to str, got {k!r}: {v!r}")
+        object.__setattr__(self, "labels", dict(self.labels))
+
+    def __hash__(self) -> int:
+        return hash((self.node_id, self.installed_services, self.language_capabilities))
+
+    def with_id(self, node_id: str) -> NodeInfo:
+        """A copy with ``node_id`` set."""
+        return NodeInfo(
+            node_id,
+            self.has_gpu,
+            self.accept_public_jobs,
+            self.max_concurrent_jobs,
+            self.installed_services,
+            self.language_capabilities,
+            self.labels,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "has_gpu": self.has_gpu,
+            "accept_public_jobs": self.accept_public_jobs,
+            "max_concurrent_jobs": self.max_concurrent_jobs,
+            "installed_services": [s.to_dict() for s in self.installed_services],
+            "language_capabilities": self.language_capabilities.to_dict(),
+            "labels": dict(self.labels),
+        }
+        if self.node_id is not None:
+            d = {"node_id": self.node_id, **d}
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> NodeInfo:
+        fields = (
+            "node_id",
+            "has_gpu",
+            "accept_public_jobs",
+            "max_concurrent_jobs",
+            "installed_services",
+            "language_capabilities",
+            "labels",
+        )
+        _reject_unknown(d, fields, "NodeInfo")
+        kwargs = {k: d[k] for k in fields if k in d}
+        if "installed_services" in kwargs:
+            kwargs["installed_services"] = _services_from(kwargs["installed_services"])
+        if "language_capabilities" in kwargs:
+            kwargs["language_capabilities"] = _caps_from(kwargs["language_capabilities"])
+        return cls(**kwargs)
+
+
+def _services_from(items: Any) -> tuple[InstalledService, ...]:
+    if not isinstance(items, (list, tuple)):
+        raise InvalidRequestError(f"installed_services must be a list, got {items!r}")
+    return tuple(s if isinstance(s, InstalledService) else InstalledService.from_dict(s) for s in items)
+
+
+def _caps_from(value: Any) -> LanguageCapabilities:
+    if isinstance(value, LanguageCapabilities):
+        return value
+    if not isinstance(value, Mapping):
+        raise InvalidRequestError(f"language_capabilities must be a table, got {value!r}")
+    return LanguageCapabilities.from_dict(value)
+
+
+def _reject_unknown(d: Any, known: tuple[str, ...], owner: str) -> None:
+    if not isinstance(d, Mapping):
+        raise InvalidRequestError(f"{owner} must be a mapping, got {d!r}")
+    unknown = sorted(set(d) - set(known))
+    if unknown:
+        raise InvalidRequestError(f"{owner}: unknown field(s) {', '.join(map(str, unknown))}")
+
+
+@dataclass(frozen=True, slots=True)
+class Heartbeat:
+    """Load report of a node. ``None`` in an optional field means "unchanged".
+
+    Usages are percentages: finite numbers in [0, 100].
+    """
+
+    cpu_usage: float
+    memory_usage: float
+    gpu_usage: float | None = None
+    current_jobs: int = 0
+    installed_services: tuple[InstalledService, ...] | None = None
+    language_capabilities: LanguageCapabilities | None = None
+
+    def __post_init__(self) -> None:
+        err = InvalidHeartbeatError
+        for name in ("cpu_usage", "memory_usage"):
+            value = check_number(getattr(self, name), f"Heartbeat.{name}", err, low=0, high=100)
+            object.__setattr__(self, name, value)
+        if self.gpu_usage is not None:
+            gpu = check_number(self.gpu_usage, "Heartbeat.gpu_usage", err, low=0, high=100)
+            object.__setattr__(self, "gpu_usage", gpu)
+        check_int(self.current_jobs, "Heartbeat.current_jobs", err, low=0, high=MAX_COUNT)
+        if self.installed_services is not None:
+            try:
+                services = _check_services(self.installed_services, "Heartbeat.installed_services")
+            except InvalidRequestError as exc:
+                raise err(str(exc)) from None
+            object.__setattr__(self, "installed_services", services)
+        caps = self.language_capabilities
+        if caps is not None and not isinstance(caps, LanguageCapabilities):
+            raise err(f"Heartbeat.language_capabilities must be LanguageCapabilities, got {caps!r}")
+
+    @property
+    def load_only(self) -> bool:
+        """True when the beat changes only load figures (no services, no languages)."""
+        return self.installed_services is None and self.language_capabilities is None
+
+
+@dataclass(frozen=True, slots=True)
+class JobRequest:
+    """One job to place: its language pair, the service types it needs and its routing data."""
+
+    src_lang: str
+    tgt_lang: str
+    required_types: ServiceType = CORE_TYPES
+    session_id: str | None = None
+    tenant_id: str | None = None
+    routing_key: str | None = None
+    exclude_node_ids: frozenset[str] = frozenset()
+    public: bool = True
+    preferred_node_id: str | None = None
+
+    def __post_init__(self) -> None:
+        err = InvalidRequestError
+        src = normalize_lang(self.src_lang, "JobRequest.src_lang", err, allow_auto=True)
+        tgt = normalize_lang(self.tgt_lang, "JobRequest.tgt_lang", err)
+        object.__setattr__(self, "src_lang", src)
+        object.__setattr__(self, "tgt_lang", tgt)
+        types = parse_service_types(self.required_types, "JobRequest.required_types", err)
+        if not types:
+            raise err("JobRequest.required_types must name at least one service type")
+        object.__setattr__(self, "required_types", types)
+        for name in ("session_id", "tenant_id", "preferred_node_id"):
+            check_optional_id(getattr(self, name), f"JobRequest.{name}", err)
+        if self.routing_key is not None:
+            if not isinstance(self.routing_key, str) or len(self.routing_key) > 1024:
+                raise err(f"JobRequest.routing_key must be a str of <= 1024 chars, got {self.routing_key!r}")
+        excluded = self.exclude_node_ids
+        if isinstance(excluded, (str, bytes)) or not hasattr(excluded, "__iter__"):
+            raise err(f"JobRequest.exclude_node_ids must be a set of node ids, got {excluded!r}")
+        excluded = frozenset(excluded)
+        for node_id in excluded:
+            check_id(node_id, "JobRequest.exclude_node_ids", err)
+        object.__setattr__(self, "exclude_node_ids", excluded)
+        check_bool(self.public, "JobRequest.public", err)
+
+    @property
+    def key(self) -> str:
+        """The routing key of DESIGN §5: routing_key, else session_id, else ``""``."""
+        if self.routing_key is not None:
+            return self.routing_key
+        return self.session_id if self.session_id is not None else ""
+
+
+class Reason(str, enum.Enum):
+    """Why a candidate node (or a whole job) was rejected.
+
+    The first twelve members are the node checks in the order they run
+    (DESIGN §5); the order is also the tie-break of ``Breakdown.top_reason``
+    and must match the reason codes of the compiled kernels.
+    """
+
+    EXCLUDED = "excluded"
+    OFFLINE = "offline"
+    STATUS_NOT_READY = "status_not_ready"
+    HEARTBEAT_STALE = "heartbeat_stale"
+    GPU_UNAVAILABLE = "gpu_unavailable"
+    NOT_IN_PUBLIC_POOL = "not_in_public_pool"
+    MODEL_NOT_AVAILABLE = "model_not_available"
+    ASR_LANG_UNSUPPORTED = "asr_lang_unsupported"
+    LANG_PAIR_UNSUPPORTED = "lang_pair_unsupported"
+    TTS_LANG_UNSUPPORTED = "tts_lang_unsupported"
+    CAPACITY_EXCEEDED = "capacity_exceeded"
+    RESOURCE_THRESHOLD_EXCEEDED = "resource_threshold_exceeded"
+    NO_ELIGIBLE_POOL = "no_eligible_pool"
+    NO_NODES = "no_nodes"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+CHECK_REASONS: tuple[Reason, ...] = tuple(Reason)[:12]
+"""The per-node check reasons, in check order (index = kernel reason code)."""
+
+
+class Breakdown(Mapping[Reason, int]):
+    """Per-reason rejection counts of one pool scan: a read-only mapping ``Reason -> int``.
+
+    Only reasons with a non-zero count are keys. ``total`` is the number of
+    candidates examined; the counts sum to ``total`` minus the survivors.
+    """
+
+    __slots__ = ("_counts", "_total", "_empty_reason")
+
+    def __init__(
+        self,
+        counts: Any = (),
+        total: int = 0,
+        empty_reason: Reason = Reason.NO_NODES,
+    ) -> None:
+        """``counts``: one int per CHECK_REASONS entry (a sequence), or a Reason mapping."""
+        if isinstance(counts, Mapping):
+            values = tuple(int(counts.get(r, 0)) for r in CHECK_REASONS)
+        else:
+            values = tuple(int(c) for c in counts) or (0,) * len(CHECK_REASONS)
+        if len(values) != len(CHECK_REASONS) or min(values) < 0:
+            raise ValueError(f"Breakdown needs {len(CHECK_REASONS)} non-negative counts")
+        if sum(values) > total:
+            raise ValueError(f"Breakdown counts {sum(values)} exceed total {total}")
+        self._counts = values
+        self._total = int(total)
+        self._empty_reason = empty_reason
+
+    def __getitem__(self, reason: Reason) -> int:
+        try:
+            count = self._counts[CHECK_REASONS.index(Reason(reason))]
+        except ValueError:
+            raise KeyError(reason) from None
+        if count == 0:
+            raise KeyError(reason)
+        return count
+
+    def __iter__(self) -> Iterator[Reason]:
+        return (r for r, c in zip(CHECK_REASONS, self._counts) if c)
+
+    def __len__(self) -> int:
+        return sum(1 for c in self._counts if c)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Breakdown):
+            return self._counts == other._counts and self._total == other._total
+        return Mapping.__eq__(self, other)
+
+    def __hash__(self) -> int:
+        return hash((self._counts, self._total))
+
+    def __repr__(self) -> str:
+        items = ", ".join(f"{r.value}={c}" for r, c in self.items())
+        return f"Breakdown(total={self._total}{', ' if items else ''}{items})"
+
+    @property
+    def counts(self) -> tuple[int, ...]:
+        """All counts in CHECK_REASONS order, zeros included."""
+        return self._counts
+
+    @property
+    def total(self) -> int:
+        """Candidates examined."""
+        return self._total
+
+    @property
+    def rejected(self) -> int:
+        return sum(self._counts)
+
+    @property
+    def available(self) -> int:
+        """Candidates that passed every check."""
+        return self._total - sum(self._counts)
+
+    @property
+    def top_reason(self) -> Reason | None:
+        """The most frequent reason (earlier check wins ties); ``None`` if nothing was rejected.
+
+        When nothing was examined it is the reason the breakdown was made
+        empty with: ``NO_NODES`` or ``NO_ELIGIBLE_POOL``.
+        """
+        if self._total == 0:
+            return self._empty_reason
+        best = max(self._counts)
+        if best == 0:
+            return None
+        return CHECK_REASONS[self._counts.index(best)]
+
+    def describe(self) -> str:
+        """``"2 status_not_ready, 1 excluded"``: reasons by count, most frequent first."""
+        ranked = sorted(self.items(), key=lambda rc: (-rc[1], CHECK_REASONS.index(rc[0])))
+        return ", ".join(f"{c} {r.value}" for r, c in ranked)
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One pool tried by a selection: its id and name, and the breakdown of its scan."""
+
+    pool_id: int | None
+    pool_name: str
+    breakdown: Breakdown
+
+    @property
+    def top_reason(self) -> Reason | None:
+        return self.breakdown.top_reason
+
+    @property
+    def candidates(self) -> int:
+        return self.breakdown.total
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """The answer to one job: the node picked (or ``None``) and exactly why.
+
+    ``pool_id`` is the pool the node came from (``None`` in single-level mode
+    or when nothing was picked); ``preferred_pool`` the first pool tried;
+    ``fallback_used`` is true when a pool other than the preferred one was
+    tried, or when no pool was eligible and all pools were used instead.
+    ``breakdown`` is the picked pool's scan, or the first pool's on failure.
+    """
+
+    node_id: str | None
+    pool_id: int | None
+    preferred_pool: int | None
+    fallback_used: bool
+    breakdown: Breakdown
+    attempts: tuple[Attempt, ...]
+    path: str
+    reservation: int | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.node_id is not None
+
+    def decision(self) -> tuple[Any, ...]:
+        """What two paths must agree on: node, pools, fallback and every attempt's counts."""
+        return (
+            self.node_id,
+            self.pool_id,
+            self.preferred_pool,
+            self.fallback_used,
+            tuple((a.pool_id, a.breakdown.counts, a.breakdown.total) for a in self.attempts),
+            self.breakdown.counts,
+            self.breakdown.total,
+            self.breakdown.top_reason,
+        )
+
+    def explain(self) -> str:
+        """One line a person can read, in kube-scheduler's "0/N nodes available" style."""
+        if not self.attempts:
+            return f"0/0 nodes available: {self.breakdown.top_reason}"
+        parts = []
+        for attempt in self.attempts:
+            b = attempt.breakdown
+            where = "all nodes" if attempt.pool_id is None else f"pool {attempt.pool_id} ({attempt.pool_name})"
+            text = f"{b.available}/{b.total} nodes available in {where}"
+            detail = b.describe() if b.total else str(b.top_reason)
+            parts.append(f"{text}: {detail}" if detail else text)
+        line = "; ".join(parts)
+        if self.ok:
+            return f"node {self.node_id} selected. {line}"
+        return f"no node selected. {line}"
+
+
+@dataclass(frozen=True, slots=True)
+class NodeView:
+    """A read-only copy of one node's registry state, as of the call that made it."""
+
+    node_id: str
+    status: NodeStatus
+    pool_ids: tuple[int, ...]
+    cpu_usage: float
+    memory_usage: float
+    gpu_usage: float | None
+    running_jobs: int
+    reserved_jobs: int
+    max_concurrent_jobs: int
+    last_heartbeat: float
+    registered_at: float
+    draining: bool
+    info: NodeInfo

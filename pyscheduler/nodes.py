@@ -1,0 +1,171 @@
+"""One node's mutable registry state and its lifecycle (DESIGN §6).
+
+:class:`NodeRecord` is owned by whichever structure holds the node (the
+legacy registry, later the management state) and is only touched under that
+owner's lock. The transition functions here are the single definition of the
+lifecycle; the registry calls them, never re-implements them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .config import CoreServicesConfig
+from .model import (
+    CORE_TYPES,
+    Heartbeat,
+    InstalledService,
+    LanguageCapabilities,
+    NodeInfo,
+    NodeStatus,
+    NodeView,
+    ServiceState,
+    ServiceType,
+)
+
+__all__ = ["NodeRecord", "UNHEALTHY_BEATS_TO_DEGRADE", "is_healthy", "provides"]
+
+UNHEALTHY_BEATS_TO_DEGRADE = 3
+
+
+def installed_types(services: tuple[InstalledService, ...]) -> ServiceType:
+    """The types of all installed services, whatever their state."""
+    mask = ServiceType(0)
+    for s in services:
+        mask |= s.type
+    return mask
+
+
+def is_healthy(hb: Heartbeat, services: tuple[InstalledService, ...]) -> bool:
+    """A healthy beat: usages finite in [0, 100] (the Heartbeat guarantees it), at
+    least one core type installed, and every installed core service RUNNING."""
+    core = [s for s in services if s.type & CORE_TYPES]
+    return bool(core) and all(s.state is ServiceState.RUNNING for s in core)
+
+
+def provides(services: tuple[InstalledService, ...], kind: ServiceType, core: CoreServicesConfig) -> bool:
+    """Whether a RUNNING service of ``kind`` is installed (with the configured core id, if any)."""
+    wanted_id = core.service_id_for(kind)
+    return any(
+        s.type == kind and s.state is ServiceState.RUNNING and (wanted_id is None or s.service_id == wanted_id)
+        for s in services
+    )
+
+
+@dataclass(eq=False, slots=True)
+class NodeRecord:
+    """Everything the registry knows about one node."""
+
+    info: NodeInfo
+    registered_at: float
+    last_heartbeat: float
+    status: NodeStatus = NodeStatus.REGISTERING
+    cpu_usage: float = 0.0
+    memory_usage: float = 0.0
+    gpu_usage: float | None = None
+    running: int = 0
+    reserved: int = 0
+    unhealthy_streak: int = 0
+    draining: bool = False
+    disconnected: bool = False
+    pool_ids: tuple[int, ...] = ()
+    services: tuple[InstalledService, ...] = field(default=())
+    capabilities: LanguageCapabilities = field(default_factory=LanguageCapabilities)
+
+    @classmethod
+    def new(cls, info: NodeInfo, now: float) -> NodeRecord:
+        return cls(
+            info=info,
+            registered_at=now,
+            last_heartbeat=now,
+            services=info.installed_services,
+            capabilities=info.language_capabilities,
+        )
+
+    @property
+    def node_id(self) -> str:
+        assert self.info.node_id is not None
+        return self.info.node_id
+
+    @property
+    def installed(self) -> ServiceType:
+        return installed_types(self.services)
+
+    def apply_heartbeat(self, hb: Heartbeat, now: float) -> bool:
+        """Apply a beat; return True when services or languages changed (topology)."""
+        changed = False
+        if hb.installed_services is not None and hb.installed_services != self.services:
+            self.services = hb.installed_services
+            changed = True
+        if hb.language_capabilities is not None and hb.language_capabilities != self.capabilities:
+            self.capabilities = hb.language_capabilities
+            changed = True
+        self.cpu_usage = hb.cpu_usage
+        self.memory_usage = hb.memory_usage
+        self.gpu_usage = hb.gpu_usage
+        self.running = hb.current_jobs
+        self.last_heartbeat = now
+        self._transition(is_healthy(hb, self.services))
+        return changed
+
+    def _transition(self, healthy: bool) -> None:
+        """The heartbeat edges of the lifecycle."""
+        self.unhealthy_streak = 0 if healthy else self.unhealthy_streak + 1
+        status = self.status
+        if status is NodeStatus.OFFLINE:
+            # re-admission of a node that timed out (disconnected nodes never get here)
+            if self.draining:
+                self.status = NodeStatus.DRAINING
+            else:
+                self.status = NodeStatus.READY if healthy else NodeStatus.REGISTERING
+        elif status in (NodeStatus.REGISTERING, NodeStatus.DEGRADED):
+            if healthy:
+                self.status = NodeStatus.READY
+        elif status is NodeStatus.READY:
+            if self.unhealthy_streak >= UNHEALTHY_BEATS_TO_DEGRADE:
+                self.status = NodeStatus.DEGRADED
+        # DRAINING stays DRAINING: only the operator sets it, only removal ends it
+
+    def sweep(self, now: float, timeout_s: float, warmup_s: float) -> bool:
+        """Time-based edges; return True when the status changed."""
+        if self.status is NodeStatus.OFFLINE or self.disconnected:
+            return False
+        if now - self.last_heartbeat > timeout_s:
+            self.status = NodeStatus.OFFLINE
+            return True
+        if self.status is NodeStatus.REGISTERING and now - self.registered_at > warmup_s:
+            self.status = NodeStatus.DEGRADED
+            return True
+        return False
+
+    def view(self) -> NodeView:
+        return NodeView(
+            node_id=self.node_id,
+            status=self.status,
+            pool_ids=self.pool_ids,
+            cpu_usage=self.cpu_usage,
+            memory_usage=self.memory_usage,
+            gpu_usage=self.gpu_usage,
+            running_jobs=self.running,
+            reserved_jobs=self.reserved,
+            max_concurrent_jobs=self.info.max_concurrent_jobs,
+            last_heartbeat=self.last_heartbeat,
+            registered_at=self.registered_at,
+            draining=self.draining,
+            info=self.current_info(),
+        )
+
+    def current_info(self) -> NodeInfo:
+        """The registration info with the services and languages of the latest beats."""
+        info = self.info
+        if info.installed_services == self.services and info.language_capabilities == self.capabilities:
+            return info
+        return NodeInfo(
+            info.node_id,
+            info.has_gpu,
+            info.accept_public_jobs,
+            info.max_concurrent_jobs,
+            self.services,
+            self.capabilities,
+            info.labels,
+        )

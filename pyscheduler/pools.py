@@ -1,0 +1,192 @@
+"""Pools as sets of nodes (DESIGN §5, §6): which pools a job may use, which pools a
+node belongs to, and the language pools generated from the fleet.
+
+Everything here is a pure function of plain data (or, for
+:class:`PoolGenerator`, of its own id table): no locks, no registry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from itertools import combinations
+
+from .config import AutoPoolConfig, Phase3Config, PoolConfig
+from .errors import ConfigError
+from .hashing import node_hash
+from .languages import pool_admits
+from .model import CORE_TYPES, ServiceType
+
+__all__ = [
+    "services_match",
+    "eligible_pools",
+    "pool_sort_key",
+    "node_pools",
+    "PoolLookup",
+    "PoolGenerator",
+    "generated_pool_name",
+]
+
+
+def services_match(required: ServiceType, job_types: ServiceType, scope: str, mode: str) -> bool:
+    """Whether a pool's ``required_services`` accepts a job's service types.
+
+    An empty requirement is a wildcard. Otherwise it must contain (``contains``)
+    or equal (``exact``) the job's core types (``core_only``) or all its types
+    (``all_required``).
+    """
+    if not required:
+        return True
+    wanted = job_types & CORE_TYPES if scope == "core_only" else job_types
+    if mode == "contains":
+        return (required & wanted) == wanted
+    return required == wanted
+
+
+def pool_sort_key(pool: PoolConfig) -> tuple[int, int]:
+    """Eligible pools are ordered by the size of their language set, then by id."""
+    return (len(pool.languages), pool.pool_id)
+
+
+def eligible_pools(
+    pools: Iterable[PoolConfig],
+    src: str,
+    tgt: str,
+    job_types: ServiceType,
+    cfg: Phase3Config,
+) -> list[PoolConfig]:
+    """The O(pools) scan: every pool that admits the job, in eligible order.
+
+    This is the reference the compiled language index is tested against.
+    """
+    found = [
+        p
+        for p in pools
+        if pool_admits(p.language_set, p.nmt_rule, p.nmt_pairs, p.blocked_pairs, src, tgt)
+        and services_match(p.required_services, job_types, cfg.pool_match_scope, cfg.pool_match_mode)
+    ]
+    found.sort(key=pool_sort_key)
+    return found
+
+
+class PoolLookup:
+    """Pools grouped by language set, to find the pools a node's set covers quickly."""
+
+    _SUBSET_LIMIT = 12  # enumerate subsets up to 2**12; scan the pools beyond that
+
+    def __init__(self, pools: Iterable[PoolConfig]) -> None:
+        self.pools: dict[int, PoolConfig] = {p.pool_id: p for p in pools}
+        self._by_set: dict[frozenset[str], list[PoolConfig]] = {}
+        for p in self.pools.values():
+            self._by_set.setdefault(p.language_set, []).append(p)
+
+    def covered(self, langs: frozenset[str]) -> list[PoolConfig]:
+        """Pools whose language set is a subset of ``langs``, by id."""
+        if len(langs) > self._SUBSET_LIMIT or len(langs) >= len(self._by_set):
+            found = [p for p in self.pools.values() if p.language_set <= langs]
+        else:
+            found = []
+            ordered = sorted(langs)
+            for size in range(1, len(ordered) + 1):
+                for combo in combinations(ordered, size):
+                    found.extend(self._by_set.get(frozenset(combo), ()))
+        found.sort(key=lambda p: p.pool_id)
+        return found
+
+
+def node_pools(
+    node_id: str,
+    langs: frozenset[str],
+    installed: ServiceType,
+    lookup: PoolLookup,
+    membership: str,
+) -> tuple[int, ...]:
+    """The pools a node belongs to (DESIGN §6, membership), sorted by id.
+
+    ``all_matching``: every pool whose languages the node's set covers and whose
+    required services the node has installed. ``most_specific``: of those, only
+    the one with the most languages; ties go to index ``FNV-1a-64(node_id) mod k``
+    among the ``k`` tied pools by id.
+    """
+    matching = [
+        p for p in lookup.covered(langs) if (p.required_services & installed) == p.required_services
+    ]
+    if membership == "all_matching" or not matching:
+        return tuple(p.pool_id for p in matching)
+    widest = max(len(p.languages) for p in matching)
+    tied = [p.pool_id for p in matching if len(p.languages) == widest]
+    return (tied[node_hash(node_id) % len(tied)],)
+
+
+def generated_pool_name(langs: Iterable[str]) -> str:
+    """A generated pool is named by its sorted language set joined with ``-``."""
+    return "-".join(sorted(langs))
+
+
+class PoolGenerator:
+    """Generated language pools with ids stable for the generator's lifetime.
+
+    A language set keeps the id it was first given, and an id is never given
+    to another set. New ids start above the largest configured id and above
+    every id handed out before.
+    """
+
+    def __init__(self) -> None:
+        self._ids: dict[frozenset[str], int] = {}
+        self._next_id = 0
+
+    def id_owners(self) -> Mapping[int, frozenset[str]]:
+        return {pid: s for s, pid in self._ids.items()}
+
+    def check_configured(self, configured: Sequence[PoolConfig]) -> None:
+        """Refuse a configuration whose pool ids collide with generated ids."""
+        owners = self.id_owners()
+        for pool in configured:
+            if pool.pool_id in owners:
+                name = generated_pool_name(owners[pool.pool_id])
+                raise ConfigError(
+                    f"pool {pool.pool_id}: id is held by generated pool {name!r} for the "
+                    "registry's lifetime; choose another pool_id"
+                )
+
+    def generate(
+        self,
+        set_counts: Mapping[frozenset[str], int],
+        auto: AutoPoolConfig,
+        configured: Sequence[PoolConfig],
+        current: Sequence[PoolConfig],
+        candidates: Iterable[frozenset[str]] | None = None,
+    ) -> tuple[PoolConfig, ...]:
+        """Return ``current`` plus a pool for each newly qualifying language set.
+
+        A set qualifies when at least ``min_nodes_per_pool`` nodes have it as
+        their exact set and it has two or more languages (a one-language pool
+        admits no pair). New sets are taken most populous first, ties by the
+        sorted set, while fewer than ``max_pools`` generated pools exist.
+        Existing generated pools are kept (membership never flaps); call with
+        ``current=()`` to start afresh. ``candidates`` limits the sets looked
+        at (the sets whose counts just grew).
+        """
+        have = {p.language_set for p in current}
+        pool_sets = set(set_counts) if candidates is None else set(candidates)
+        qualifying = sorted(
+            (
+                s
+                for s in pool_sets
+                if len(s) >= 2 and s not in have and set_counts.get(s, 0) >= auto.min_nodes_per_pool
+            ),
+            key=lambda s: (-set_counts[s], sorted(s)),
+        )
+        room = max(auto.max_pools - len(current), 0)
+        if not qualifying or room == 0:
+            return tuple(current)
+        floor = max((p.pool_id for p in configured), default=-1) + 1
+        added = [self._pool_for(s, floor) for s in qualifying[:room]]
+        return tuple(sorted([*current, *added], key=lambda p: p.pool_id))
+
+    def _pool_for(self, langs: frozenset[str], floor: int) -> PoolConfig:
+        pool_id = self._ids.get(langs)
+        if pool_id is None:
+            pool_id = max(self._next_id, floor)
+            self._ids[langs] = pool_id
+            self._next_id = pool_id + 1
+        return PoolConfig(pool_id, generated_pool_name(langs), tuple(sorted(langs)))

@@ -1,0 +1,432 @@
+"""``NodeRegistry``: the API dispatchers call (DESIGN §4).
+
+This is the legacy path: every piece of state — the fleet, reservations,
+metrics — sits behind one ``threading.Lock``, and pools are found by
+scanning. Each method validates its input before it takes the lock, and
+either completes or raises with nothing changed.
+
+Lock order (DESIGN §1): the registry lock is the outermost lock; nothing is
+called under it that could block (no I/O, no user callbacks but the clock).
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+
+from .config import CoreServicesConfig, Phase3Config, PoolConfig
+from .errors import (
+    ConfigError,
+    DuplicateNodeError,
+    InvalidHeartbeatError,
+    InvalidRequestError,
+    UnknownNodeError,
+)
+from .fleet import Fleet
+from .flags import MigrationFlags
+from .languages import normalize_lang
+from .metrics import Metrics
+from .model import CORE_TYPES, Heartbeat, JobRequest, NodeInfo, NodeStatus, NodeView, Selection, ServiceType, parse_service_types
+from .nodes import NodeRecord
+from .pools import eligible_pools, node_pools, PoolLookup
+from .selection import legacy
+
+__all__ = ["NodeRegistry", "REGISTER_POLICIES"]
+
+REGISTER_POLICIES = ("reject_duplicate", "replace")
+SLOW_LOCK_WAIT_S = 0.010
+
+
+@dataclass(slots=True)
+class _Reservation:
+    node_id: str
+    created_at: float
+
+
+class NodeRegistry:
+    """The registry of worker nodes and the scheduler over them.
+
+    ``clock`` returns seconds (monotonic); it is injectable so tests and
+    simulations can drive time. All methods are thread safe.
+    """
+
+    def __init__(
+        self,
+        phase3: Phase3Config | None = None,
+        core_services: CoreServicesConfig | None = None,
+        *,
+        flags: MigrationFlags | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        phase3 = Phase3Config() if phase3 is None else phase3
+        core_services = CoreServicesConfig() if core_services is None else core_services
+        _require(phase3, Phase3Config, "phase3", ConfigError)
+        _require(core_services, CoreServicesConfig, "core_services", ConfigError)
+        flags = MigrationFlags() if flags is None else flags
+        _require(flags, MigrationFlags, "flags", ConfigError)
+        if not callable(clock):
+            raise ConfigError(f"clock must be callable, got {clock!r}")
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._fleet = Fleet(phase3, core_services)
+        self._flags = flags
+        self._reservations: dict[int, _Reservation] = {}
+        self._tokens = itertools.count(1)
+        self._metrics = Metrics()
+
+    # -- locking -----------------------------------------------------------------------
+
+    @contextmanager
+    def _locked(self, site: str) -> Iterator[None]:
+        """Hold the registry lock, recording how long it took to get it."""
+        start = time.perf_counter()
+        self._lock.acquire()
+        waited = time.perf_counter() - start
+        try:
+            self._metrics.observe("lock_wait_s", waited)
+            if waited > SLOW_LOCK_WAIT_S:
+                self._metrics.inc(f"slow_lock_wait.{site}")
+            yield
+        finally:
+            self._lock.release()
+
+    # -- configuration -------------------------------------------------------------------
+
+    @property
+    def phase3_config(self) -> Phase3Config:
+        return self._fleet.cfg
+
+    @property
+    def core_services_config(self) -> CoreServicesConfig:
+        return self._fleet.core
+
+    def set_phase3_config(self, cfg: Phase3Config) -> None:
+        """Replace the Phase3 config; pools, generated pools and membership are
+        refreshed before this returns (DESIGN §7 behaviour 3)."""
+        _require(cfg, Phase3Config, "cfg", ConfigError)
+        with self._locked("set_phase3_config"):
+            self._fleet.set_config(cfg)
+            self._metrics.inc("config_changes")
+
+    def set_core_services_config(self, cfg: CoreServicesConfig) -> None:
+        """Replace the core-services config (which service ids count as ASR/NMT/TTS)."""
+        _require(cfg, CoreServicesConfig, "cfg", ConfigError)
+        with self._locked("set_core_services_config"):
+            self._fleet.set_core(cfg)
+
+    @property
+    def flags(self) -> MigrationFlags:
+        return self._flags
+
+    def set_flags(self, flags: MigrationFlags) -> None:
+        """Switch migration flags at run time."""
+        _require(flags, MigrationFlags, "flags", ConfigError)
+        self._flags = flags
+
+    # -- node lifecycle ----------------------------------------------------------------
+
+    def register_node_with_policy(self, info: NodeInfo, policy: str = "reject_duplicate") -> str:
+        """Add a node (REGISTERING until its first healthy heartbeat); return its id.
+
+        ``policy="reject_duplicate"`` raises :class:`DuplicateNodeError` for a
+        known id; ``"replace"`` drops the old node (and its reservations) first.
+        A disconnected node may always register again. ``node_id=None`` gets a
+        generated id.
+        """
+        _require(info, NodeInfo, "info", InvalidRequestError)
+        if policy not in REGISTER_POLICIES:
+            raise InvalidRequestError(f"policy must be one of {', '.join(REGISTER_POLICIES)}; got {policy!r}")
+        with self._locked("register_node"):
+            node_id = info.node_id
+            if node_id is None:
+                node_id = self._new_node_id()
+                info = info.with_id(node_id)
+            old = self._fleet.nodes.get(node_id)
+            if old is not None:
+                if policy == "reject_duplicate" and not old.disconnected:
+                    raise DuplicateNodeError(f"node {node_id!r} is already registered")
+                self._drop_reservations(node_id)
+                self._fleet.discard(node_id)
+            self._fleet.add(NodeRecord.new(info, self._clock()))
+            self._metrics.inc("registrations")
+        return node_id
+
+    def _new_node_id(self) -> str:
+        while True:
+            node_id = f"node-{uuid.uuid4().hex[:12]}"
+            if node_id not in self._fleet.nodes:
+                return node_id
+
+    def update_node_heartbeat(self, node_id: str, hb: Heartbeat) -> NodeStatus:
+        """Apply a heartbeat and return the node's status after it (DESIGN §6).
+
+        Load figures are O(1); new services or languages refresh the node's
+        pool membership (a repeat of the same capabilities changes nothing).
+        """
+        _require(hb, Heartbeat, "hb", InvalidHeartbeatError)
+        with self._locked("heartbeat"):
+            record = self._live(node_id)
+            old_sets = self._fleet.node_sets(record)
+            if record.apply_heartbeat(hb, self._clock()):
+                self._fleet.capabilities_changed(record, *old_sets)
+            self._metrics.inc("heartbeats")
+            return record.status
+
+    def mark_node_draining(self, node_id: str) -> None:
+        """Stop dispatching to a node (DRAINING); its running jobs are left alone."""
+        with self._locked("mark_draining"):
+            record = self._live(node_id)
+            record.draining = True
+            if record.status is not NodeStatus.OFFLINE:
+                record.status = NodeStatus.DRAINING
+            self._fleet.topology_version += 1
+
+    def disconnect_node(self, node_id: str) -> None:
+        """Mark a node OFFLINE at once and take it out of every pool; it must
+        register again. Its reservations are dropped."""
+        with self._locked("disconnect"):
+            record = self._live(node_id)
+            record.status = NodeStatus.OFFLINE
+            self._drop_reservations(node_id)
+            self._fleet.disconnect(record)
+
+    def remove_node(self, node_id: str) -> None:
+        """Forget a node (connected or not) and its reservations."""
+        with self._locked("remove"):
+            if node_id not in self._fleet.nodes:
+                raise UnknownNodeError(f"unknown node id {node_id!r}")
+            self._drop_reservations(node_id)
+            self._fleet.discard(node_id)
+
+    def sweep(self, now: float | None = None) -> list[str]:
+        """Apply timeouts: stale nodes go OFFLINE, REGISTERING nodes past warm-up go
+        DEGRADED (their ids are returned, sorted); expired reservations are dropped."""
+        with self._locked("sweep"):
+            now = self._clock() if now is None else float(now)
+            cfg = self._fleet.cfg
+            changed = sorted(
+                nid
+                for nid, rec in self._fleet.nodes.items()
+                if rec.sweep(now, cfg.heartbeat_timeout_s, cfg.warmup_s)
+            )
+            if changed:
+                self._fleet.topology_version += 1
+            expired = [t for t, r in self._reservations.items() if now - r.created_at > cfg.reservation_ttl_s]
+            for token in expired:
+                self._end_reservation(token)
+            self._metrics.inc("reservations_expired", len(expired))
+            return changed
+
+    def _live(self, node_id: str) -> NodeRecord:
+        record = self._fleet.nodes.get(node_id) if isinstance(node_id, str) else None
+        if record is None:
+            raise UnknownNodeError(f"unknown node id {node_id!r}")
+        if record.disconnected:
+            raise UnknownNodeError(f"node {node_id!r} was disconnected; it must register again")
+        return record
+
+    # -- selection ---------------------------------------------------------------------
+
+    def select_eligible_pools(
+        self,
+        src: str,
+        tgt: str,
+        required_types: ServiceType = CORE_TYPES,
+        lang_index: object | None = None,
+    ) -> list[int]:
+        """The eligible pools for a pair, in eligible order (smallest language set
+        first, then id). Scans the pools (the index arrives with the fast path)."""
+        src = normalize_lang(src, "src", InvalidRequestError, allow_auto=True)
+        tgt = normalize_lang(tgt, "tgt", InvalidRequestError)
+        types = parse_service_types(required_types, "required_types", InvalidRequestError)
+        with self._locked("select_eligible_pools"):
+            pools = self._fleet.ordered_pools()
+            return [p.pool_id for p in eligible_pools(pools, src, tgt, types, self._fleet.cfg)]
+
+    def select_node(self, job: JobRequest) -> Selection:
+        """Place one job (DESIGN §5) and reserve the node picked, if any."""
+        _require(job, JobRequest, "job", InvalidRequestError)
+        start = time.perf_counter()
+        with self._locked("select_node"):
+            now = self._clock()
+            selection, node = legacy.select(self._fleet, job, now)
+            selection = self._finish(selection, node, now)
+        self._metrics.observe("select_s", time.perf_counter() - start)
+        return selection
+
+    select_node_with_types_two_level_excluding_with_breakdown = select_node
+
+    def select_node_from_pool(self, pool_id: int, job: JobRequest) -> Selection:
+        """Place a job in one given pool only (eligible or not), and reserve."""
+        _require(job, JobRequest, "job", InvalidRequestError)
+        with self._locked("select_node_from_pool"):
+            pool = self._fleet.pool(pool_id)
+            now = self._clock()
+            attempt, survivors = legacy.scan_pool(self._fleet, pool, job, now)
+            node = legacy.pick(survivors, job)
+            selection = Selection(
+                node.node_id if node else None,
+                pool_id if node else None,
+                pool_id,
+                False,
+                attempt.breakdown,
+                (attempt,),
+                "legacy",
+            )
+            return self._finish(selection, node, now)
+
+    def select_nodes_batch(self, jobs: Sequence[JobRequest]) -> list[Selection]:
+        """Place many jobs in order, each seeing the reservations of those before it."""
+        jobs = list(jobs)
+        for job in jobs:
+            _require(job, JobRequest, "job", InvalidRequestError)
+        with self._locked("select_nodes_batch"):
+            now = self._clock()
+            out = []
+            for job in jobs:
+                selection, node = legacy.select(self._fleet, job, now)
+                out.append(self._finish(selection, node, now))
+            return out
+
+    def _finish(self, selection: Selection, node: NodeRecord | None, now: float) -> Selection:
+        self._metrics.inc("selections")
+        if node is None:
+            self._metrics.inc("selections_failed")
+            self._metrics.inc(f"failed.{selection.breakdown.top_reason}")
+            return selection
+        token = next(self._tokens)
+        self._reservations[token] = _Reservation(node.node_id, now)
+        node.reserved += 1
+        return replace(selection, reservation=token)
+
+    # -- reservations ------------------------------------------------------------------
+
+    def commit(self, selection_or_token: Selection | int) -> bool:
+        """The node took the job: its reservation becomes a running job (until the
+        node's next heartbeat reports its own count). False if the reservation
+        had already ended (released, committed, expired, node removed)."""
+        token = _token(selection_or_token)
+        with self._locked("commit"):
+            node = self._end_reservation(token)
+            if node is None:
+                return False
+            node.running += 1
+            self._metrics.inc("commits")
+            return True
+
+    def release(self, selection_or_token: Selection | int) -> bool:
+        """Give a reservation back without running the job. False if it had ended."""
+        token = _token(selection_or_token)
+        with self._locked("release"):
+            ended = self._end_reservation(token) is not None
+            if ended:
+                self._metrics.inc("releases")
+            return ended
+
+    def _end_reservation(self, token: int | None) -> NodeRecord | None:
+        reservation = self._reservations.pop(token, None) if token is not None else None
+        if reservation is None:
+            return None
+        node = self._fleet.nodes.get(reservation.node_id)
+        if node is not None and node.reserved > 0:
+            node.reserved -= 1
+        return node
+
+    def _drop_reservations(self, node_id: str) -> None:
+        for token in [t for t, r in self._reservations.items() if r.node_id == node_id]:
+            self._end_reservation(token)
+
+    # -- reading -------------------------------------------------------------------------
+
+    def get_node(self, node_id: str) -> NodeView:
+        """A read-only view of one node (disconnected nodes are still visible, OFFLINE)."""
+        with self._locked("get_node"):
+            record = self._fleet.nodes.get(node_id) if isinstance(node_id, str) else None
+            if record is None:
+                raise UnknownNodeError(f"unknown node id {node_id!r}")
+            return record.view()
+
+    def node_ids(self) -> list[str]:
+        """Every known node id (disconnected ones included), sorted."""
+        with self._locked("node_ids"):
+            return sorted(self._fleet.nodes)
+
+    def pools(self) -> list[PoolConfig]:
+        """Every pool, configured and generated, by id."""
+        with self._locked("pools"):
+            return self._fleet.ordered_pools()
+
+    def pool_members(self, pool_id: int) -> list[str]:
+        """The node ids in a pool, sorted."""
+        with self._locked("pool_members"):
+            self._fleet.pool(pool_id)
+            return list(self._fleet.members[pool_id])
+
+    def verify_consistency(self) -> list[str]:
+        """Differences between the registry's structures; empty when consistent."""
+        with self._locked("verify_consistency"):
+            return _fleet_problems(self._fleet, self._reservations)
+
+    def metrics(self) -> dict:
+        """Counters and histograms (select latency, lock wait) plus current sizes."""
+        with self._locked("metrics"):
+            out = self._metrics.snapshot()
+            nodes = self._fleet.nodes.values()
+            out["gauges"] = {
+                "nodes": sum(1 for r in nodes if not r.disconnected),
+                "nodes_ready": sum(1 for r in nodes if r.status is NodeStatus.READY and not r.disconnected),
+                "pools": len(self._fleet.pools),
+                "generated_pools": len(self._fleet.generated),
+                "reservations": len(self._reservations),
+            }
+            return out
+
+
+def _require(value: object, cls: type, name: str, error: type[Exception]) -> None:
+    if not isinstance(value, cls):
+        raise error(f"{name} must be a {cls.__name__}, got {value!r}")
+
+
+def _token(selection_or_token: Selection | int) -> int | None:
+    if isinstance(selection_or_token, Selection):
+        return selection_or_token.reservation
+    if isinstance(selection_or_token, int) and not isinstance(selection_or_token, bool):
+        return selection_or_token
+    raise InvalidRequestError(f"expected a Selection or a reservation token, got {selection_or_token!r}")
+
+
+def _fleet_problems(fleet: Fleet, reservations: dict[int, _Reservation]) -> list[str]:
+    """Check every derived structure against a recomputation from the nodes."""
+    problems: list[str] = []
+    lookup = PoolLookup(fleet.pools.values())
+    expected_members: dict[int, list[str]] = {pid: [] for pid in fleet.pools}
+    reserved: dict[str, int] = {}
+    for r in reservations.values():
+        reserved[r.node_id] = reserved.get(r.node_id, 0) + 1
+    for node_id in sorted(fleet.nodes):
+        rec = fleet.nodes[node_id]
+        want: tuple[int, ...] = ()
+        if not rec.disconnected:
+            want = node_pools(node_id, rec.capabilities.language_set(), rec.installed, lookup, fleet.cfg.membership)
+        if rec.pool_ids != want:
+            problems.append(f"node {node_id}: pool_ids {rec.pool_ids} != expected {want}")
+        for pid in want:
+            expected_members[pid].append(node_id)
+        if rec.reserved != reserved.get(node_id, 0):
+            problems.append(f"node {node_id}: reserved {rec.reserved} != live reservations {reserved.get(node_id, 0)}")
+    for pid, want_members in expected_members.items():
+        if fleet.members.get(pid) != want_members:
+            problems.append(f"pool {pid}: members {fleet.members.get(pid)} != expected {want_members}")
+    for node_id in reserved:
+        if node_id not in fleet.nodes:
+            problems.append(f"reservation for unknown node {node_id}")
+    configured = {p.pool_id for p in fleet.cfg.pools}
+    for p in fleet.generated:
+        if p.pool_id in configured or fleet.pools.get(p.pool_id) != p:
+            problems.append(f"generated pool {p.pool_id} ({p.name}) is not installed as generated")
+    return problems

@@ -1,0 +1,1 @@
+"""Node selection: the reference (legacy) scheduler and, later, the compiled fast path."""
