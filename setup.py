@@ -1,0 +1,71 @@
+"""Build the compiled hot path ``pyscheduler._hotpath`` from ``csrc/``.
+
+Metadata lives in pyproject.toml; this file only declares the extension.
+
+Environment:
+  PYSCHEDULER_NO_EXTENSIONS=1  build no extension at all (pure-Python install;
+                               ``pyscheduler._compat`` reads the same variable at
+                               import time).
+  PYSCHEDULER_CYTHON_DEBUG=1   bounds/wraparound/initialized checks on, ``-O0 -g3``.
+  PYSCHEDULER_CYTHON_ANNOTATE=1  also write the Cython annotation (.html) next to
+                               the generated C, under build/cython/<mode>/csrc/.
+
+Cython compiler directives are set here, once; .pyx/.pxd file headers must not
+repeat anything the debug build flips.
+"""
+
+import os
+
+from setuptools import Extension, setup
+
+
+def _env_flag(name: str) -> bool:
+    """Any non-empty value other than "0" turns the flag on."""
+    return os.environ.get(name, "") not in ("", "0")
+
+
+NO_EXTENSIONS = _env_flag("PYSCHEDULER_NO_EXTENSIONS")
+DEBUG_BUILD = _env_flag("PYSCHEDULER_CYTHON_DEBUG")
+ANNOTATE = _env_flag("PYSCHEDULER_CYTHON_ANNOTATE")
+
+
+def _extensions() -> list:
+    if NO_EXTENSIONS:
+        return []
+
+    import numpy
+    from Cython.Build import cythonize
+
+    checks = DEBUG_BUILD
+    directives = {
+        "language_level": 3,
+        "embedsignature": True,
+        "boundscheck": checks,
+        "wraparound": checks,
+        "initializedcheck": checks,
+        "nonecheck": False,
+        "cdivision": True,
+    }
+    extra_compile_args = ["-O0", "-g3"] if DEBUG_BUILD else ["-O3", "-DNDEBUG"]
+
+    extensions = [
+        Extension(
+            "pyscheduler._hotpath",
+            sources=["csrc/_hotpath.pyx"],
+            include_dirs=["csrc", numpy.get_include()],
+            define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+            extra_compile_args=extra_compile_args,
+        )
+    ]
+    return cythonize(
+        extensions,
+        include_path=["csrc"],
+        compiler_directives=directives,
+        annotate=ANNOTATE,
+        # Debug and release C files live apart, so switching modes never reuses
+        # a C file generated with the other mode's directives.
+        build_dir=os.path.join("build", "cython", "debug" if DEBUG_BUILD else "release"),
+    )
+
+
+setup(ext_modules=_extensions())
