@@ -97,17 +97,11 @@ class Fleet:
     def set_config(self, cfg: Phase3Config) -> None:
         """Swap the config: regenerate pools from scratch and recompute every membership."""
         self.generator.check_configured(cfg.pools)
-        old_cfg = self.cfg
         self.cfg = cfg
         self._rebuild_counts()
-        generated = ()
+        generated: tuple[PoolConfig, ...] = ()
         if cfg.auto_generate_language_pools:
-            try:
-                generated = self.generator.generate(self.set_counts, cfg.auto_pool, cfg.pools, ())
-            except Exception:
-                self.cfg = old_cfg
-                self._rebuild_counts()
-                raise
+            generated = self.generator.generate(self.set_counts, cfg.auto_pool, cfg.pools, ())
         self.generated = generated
         self._install_pools(cfg.pools + generated)
         for record in self.nodes.values():

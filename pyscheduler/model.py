@@ -581,20 +581,25 @@ class Selection:
         )
 
     def explain(self) -> str:
-        """One line a person can read, in kube-scheduler's "0/N nodes available" style."""
+        """One line a person can read, in kube-scheduler's "0/N nodes available" style.
+
+        ``"node n-3 selected from pool 1 (en-zh): 9/12 nodes available in pool 1
+        (en-zh): 2 status_not_ready, 1 excluded"``; a failure lists every pool tried.
+        """
         if not self.attempts:
-            return f"0/0 nodes available: {self.breakdown.top_reason}"
+            return f"no node selected: {self.breakdown.top_reason}"
         parts = []
         for attempt in self.attempts:
             b = attempt.breakdown
             where = "all nodes" if attempt.pool_id is None else f"pool {attempt.pool_id} ({attempt.pool_name})"
-            text = f"{b.available}/{b.total} nodes available in {where}"
             detail = b.describe() if b.total else str(b.top_reason)
+            text = f"{b.available}/{b.total} nodes available in {where}"
             parts.append(f"{text}: {detail}" if detail else text)
-        line = "; ".join(parts)
         if self.ok:
-            return f"node {self.node_id} selected. {line}"
-        return f"no node selected. {line}"
+            return f"node {self.node_id} selected; {parts[-1]}" + (
+                f" (after {'; '.join(parts[:-1])})" if len(parts) > 1 else ""
+            )
+        return "no node selected; " + "; ".join(parts)
 
 
 @dataclass(frozen=True, slots=True)

@@ -237,10 +237,9 @@ class NodeRegistry:
         src: str,
         tgt: str,
         required_types: ServiceType = CORE_TYPES,
-        lang_index: object | None = None,
     ) -> list[int]:
         """The eligible pools for a pair, in eligible order (smallest language set
-        first, then id). Scans the pools (the index arrives with the fast path)."""
+        first, then id), found by scanning every pool."""
         src = normalize_lang(src, "src", InvalidRequestError, allow_auto=True)
         tgt = normalize_lang(tgt, "tgt", InvalidRequestError)
         types = parse_service_types(required_types, "required_types", InvalidRequestError)
