@@ -9,10 +9,16 @@ Hashes (DESIGN §5, "Routing key" / "Pick"): FNV-1a-64 with 64-bit wraparound
 arithmetic, offset basis 0xcbf29ce484222325 and prime 0x100000001b3.
 """
 
+cimport cython
+from cpython.bytes cimport PyBytes_FromStringAndSize
 from cpython.number cimport PyNumber_Index
 from cpython.unicode cimport PyUnicode_AsUTF8AndSize
+from libc.math cimport NAN, isnan
+from libc.stdlib cimport calloc, free, malloc, realloc
+from libc.string cimport memcpy
 
-from _types cimport uint64_t
+from _defs cimport *
+from _types cimport float64_t, int32_t, int64_t, uint8_t, uint64_t
 
 
 cdef extern from *:
@@ -126,3 +132,821 @@ def tiebreak_hash(routing_key, node_id):
     cdef const unsigned char* key = _utf8(<str>routing_key, &nk)
     cdef const unsigned char* node = _utf8(<str>node_id, &nn)
     return fnv1a64_update(fnv1a64_bytes(key, nk), node, nn)
+
+
+# =============================================================================
+# Node loads, selection kernels and the language index (DESIGN §5)
+# =============================================================================
+
+
+
+cdef extern from *:
+    """
+    #include <stdint.h>
+    /* Atomics for the reservation counters (GCC/Clang builtins). */
+    static inline int32_t pys_load(const int32_t* p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
+    static inline void pys_store(int32_t* p, int32_t v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
+    static inline int pys_cas(int32_t* p, int32_t expected, int32_t desired) {
+        return __atomic_compare_exchange_n(p, &expected, desired, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+    }
+    static inline int32_t pys_add(int32_t* p, int32_t v) { return __atomic_add_fetch(p, v, __ATOMIC_ACQ_REL); }
+    static inline int pys_popcount64(uint64_t x) { return __builtin_popcountll(x); }
+    """
+    int32_t pys_load(const int32_t* p) nogil
+    void pys_store(int32_t* p, int32_t v) nogil
+    bint pys_cas(int32_t* p, int32_t expected, int32_t desired) nogil
+    int32_t pys_add(int32_t* p, int32_t v) nogil
+    int pys_popcount64(uint64_t x) nogil
+
+cdef enum:
+    CHUNK_BITS = 12
+    CHUNK_SIZE = 4096          # 1 << CHUNK_BITS slots per chunk (160 KiB)
+    MAX_CHUNKS = 16384         # at most 67,108,864 slots
+    CORE_MASK = 7              # ASR | NMT | TTS
+    ASR_BIT = 1
+    NMT_BIT = 2
+    TTS_BIT = 4
+    SCRATCH_STACK = 1024       # ints of scratch on the stack before select() mallocs
+    ATT_STACK = 8 * ATT_WIDTH  # attempt records on the stack (8 pools) before it mallocs
+
+N_REASONS = N_CHECK_REASONS
+ATTEMPT_WIDTH = ATT_WIDTH
+MAX_SLOTS = <Py_ssize_t>MAX_CHUNKS * CHUNK_SIZE
+
+
+# --- reservations: lock-free counters ------------------------------------------
+
+cdef inline int32_t node_load(NodeLoad* rec) noexcept nogil:
+    """Jobs counted against a node's capacity: running + reserved."""
+    return pys_load(&rec.running) + pys_load(&rec.reserved)
+
+
+cdef inline bint reserve(NodeLoad* rec, int32_t max_jobs) noexcept nogil:
+    """reserved += 1 unless running + reserved >= max_jobs; a CAS loop, so two
+    concurrent kernels can never both take a node's last free place."""
+    cdef int32_t r
+    while True:
+        r = pys_load(&rec.reserved)
+        if pys_load(&rec.running) + r >= max_jobs:
+            return False
+        if pys_cas(&rec.reserved, r, r + 1):
+            return True
+
+
+cdef inline bint unreserve(NodeLoad* rec) noexcept nogil:
+    """reserved -= 1 unless it is already 0."""
+    cdef int32_t r
+    while True:
+        r = pys_load(&rec.reserved)
+        if r <= 0:
+            return False
+        if pys_cas(&rec.reserved, r, r - 1):
+            return True
+
+
+@cython.final
+cdef class LoadTable:
+    """Per-node load records addressed by slot.
+
+    Records live in fixed chunks that are never moved or freed before the
+    table itself, so a slot's address is stable: a kernel reading any snapshot
+    generation may update ``reserved`` while the registry publishes the next.
+    """
+
+    cdef NodeLoad** chunks     # MAX_CHUNKS pointers; the first n_chunks are allocated
+    cdef Py_ssize_t n_chunks
+
+    def __cinit__(self):
+        self.chunks = <NodeLoad**>calloc(MAX_CHUNKS, sizeof(NodeLoad*))
+        if self.chunks == NULL:
+            raise MemoryError()
+        self.n_chunks = 0
+
+    def __dealloc__(self):
+        cdef Py_ssize_t i
+        if self.chunks != NULL:
+            for i in range(self.n_chunks):
+                free(self.chunks[i])
+            free(self.chunks)
+
+    cdef NodeLoad* at(self, Py_ssize_t slot) noexcept nogil:
+        # Callers guarantee 0 <= slot < capacity (checked once, when a snapshot is built).
+        return &self.chunks[slot >> CHUNK_BITS][slot & (CHUNK_SIZE - 1)]
+
+    cdef NodeLoad* _checked(self, Py_ssize_t slot) except NULL:
+        if slot < 0 or slot >= self.n_chunks * CHUNK_SIZE:
+            raise IndexError(f"load slot {slot} out of range (capacity {self.n_chunks * CHUNK_SIZE})")
+        return self.at(slot)
+
+    @property
+    def capacity(self):
+        """Slots allocated so far (a multiple of the chunk size)."""
+        return self.n_chunks * CHUNK_SIZE
+
+    def ensure(self, Py_ssize_t slot):
+        """Allocate (zeroed) chunks until ``slot`` is addressable."""
+        cdef NodeLoad* chunk
+        if slot < 0 or slot >= MAX_SLOTS:
+            raise IndexError(f"load slot {slot} out of range (at most {MAX_SLOTS})")
+        while (slot >> CHUNK_BITS) >= self.n_chunks:
+            chunk = <NodeLoad*>calloc(CHUNK_SIZE, sizeof(NodeLoad))
+            if chunk == NULL:
+                raise MemoryError()
+            self.chunks[self.n_chunks] = chunk
+            self.n_chunks += 1
+
+    def reset(self, Py_ssize_t slot, float64_t now):
+        """A fresh record: no jobs, no reservations, zero usages, no GPU figure."""
+        cdef NodeLoad* rec = self._checked(slot)
+        pys_store(&rec.running, 0)
+        pys_store(&rec.reserved, 0)
+        rec.cpu_usage = 0.0
+        rec.memory_usage = 0.0
+        rec.gpu_usage = NAN
+        rec.last_heartbeat = now
+
+    def set_load(self, Py_ssize_t slot, float64_t cpu_usage, float64_t memory_usage,
+                 gpu_usage, int32_t running, float64_t last_heartbeat):
+        """Apply a heartbeat's figures (``gpu_usage=None``: no GPU figure). Reservations stay."""
+        cdef NodeLoad* rec = self._checked(slot)
+        rec.cpu_usage = cpu_usage
+        rec.memory_usage = memory_usage
+        rec.gpu_usage = NAN if gpu_usage is None else <float64_t>gpu_usage
+        rec.last_heartbeat = last_heartbeat
+        pys_store(&rec.running, running)
+
+    def get(self, Py_ssize_t slot):
+        """``(running, reserved, cpu, memory, gpu or None, last_heartbeat)``."""
+        cdef NodeLoad* rec = self._checked(slot)
+        gpu = None if isnan(rec.gpu_usage) else rec.gpu_usage
+        return (pys_load(&rec.running), pys_load(&rec.reserved), rec.cpu_usage,
+                rec.memory_usage, gpu, rec.last_heartbeat)
+
+    def running(self, Py_ssize_t slot):
+        return pys_load(&self._checked(slot).running)
+
+    def reserved(self, Py_ssize_t slot):
+        return pys_load(&self._checked(slot).reserved)
+
+    def try_reserve(self, Py_ssize_t slot, int32_t max_jobs):
+        """Atomically reserve a place if running + reserved < max_jobs; True if reserved."""
+        return reserve(self._checked(slot), max_jobs)
+
+    def unreserve(self, Py_ssize_t slot):
+        """Atomically give a reservation back; False if there was none."""
+        return unreserve(self._checked(slot))
+
+    def commit(self, Py_ssize_t slot):
+        """A reservation becomes a running job; False if there was no reservation."""
+        cdef NodeLoad* rec = self._checked(slot)
+        if not unreserve(rec):
+            return False
+        pys_add(&rec.running, 1)
+        return True
+
+
+# --- the compiled snapshot ---------------------------------------------------
+
+cdef inline bint has_bit(const uint64_t* words, int32_t bit) noexcept nogil:
+    return (words[bit >> 6] >> (bit & 63)) & 1
+
+
+cdef inline void reverse(int32_t* a, Py_ssize_t lo, Py_ssize_t hi) noexcept nogil:
+    """Reverse a[lo:hi] in place."""
+    cdef int32_t t
+    hi -= 1
+    while lo < hi:
+        t = a[lo]
+        a[lo] = a[hi]
+        a[hi] = t
+        lo += 1
+        hi -= 1
+
+
+cdef inline void rotate(int32_t* a, Py_ssize_t n, Py_ssize_t start) noexcept nogil:
+    """Rotate a[0:n] left so that a[start] comes first (ring order from start)."""
+    if start <= 0 or start >= n:
+        return
+    reverse(a, 0, start)
+    reverse(a, start, n)
+    reverse(a, 0, n)
+
+
+cdef inline int32_t* buf_push(IntBuf* buf, Py_ssize_t n) noexcept nogil:
+    """Append n zeroed ints; return a pointer to them (NULL when out of memory)."""
+    # capacity < 0 marks a caller-owned (stack) buffer of -capacity ints: it is
+    # copied to the heap, never realloc'ed or freed here.
+    cdef Py_ssize_t need = buf.size + n, cap, k, have = buf.capacity
+    cdef int32_t* data
+    if have < 0:
+        have = -have
+    if need > have:
+        cap = have * 2 if have else 256
+        while cap < need:
+            cap *= 2
+        if buf.capacity < 0:
+            data = <int32_t*>malloc(cap * sizeof(int32_t))
+            if data != NULL:
+                memcpy(data, buf.data, buf.size * sizeof(int32_t))
+        else:
+            data = <int32_t*>realloc(buf.data, cap * sizeof(int32_t))
+        if data == NULL:
+            return NULL
+        buf.data = data
+        buf.capacity = cap
+    data = buf.data + buf.size
+    for k in range(n):
+        data[k] = 0
+    buf.size = need
+    return data
+
+
+cdef inline bint contains(const int32_t* a, Py_ssize_t n, int32_t value) noexcept nogil:
+    cdef Py_ssize_t k
+    for k in range(n):
+        if a[k] == value:
+            return True
+    return False
+
+
+cdef inline Py_ssize_t find(const int32_t* a, Py_ssize_t n, int32_t value) noexcept nogil:
+    cdef Py_ssize_t k
+    for k in range(n):
+        if a[k] == value:
+            return k
+    return -1
+
+
+cdef inline int32_t _record_pool(bytes records, Py_ssize_t attempt):
+    """The pool index of attempt ``attempt`` in a bytes object of attempt records."""
+    cdef const int32_t* recs = <const int32_t*><const char*>records
+    return recs[attempt * ATT_WIDTH + ATT_POOL]
+
+
+def _require_range(name, arr, Py_ssize_t low, Py_ssize_t high):
+    # Every index a kernel follows without a bounds check is proven here, once.
+    if len(arr) and (arr.min() < low or arr.max() >= high):
+        raise ValueError(f"{name}: index out of range [{low}, {high})")
+
+
+def _require_csr(name, ptr, Py_ssize_t rows, Py_ssize_t size):
+    if len(ptr) != rows + 1 or ptr[0] != 0 or ptr[rows] != size or (rows > 0 and (ptr[1:] < ptr[:rows]).any()):
+        raise ValueError(f"{name}: not a CSR offset array for {rows} rows over {size} items")
+
+
+@cython.final
+cdef class CompiledSnapshot:
+    """The immutable, typed view of one snapshot generation that the kernels scan.
+
+    Built from numpy columns (see ``pyscheduler.snapshot``); every index the
+    kernels follow is range-checked here once, which is what lets the kernels
+    run without bounds checks. The arrays must not be written afterwards.
+    """
+
+    cdef readonly LoadTable loads
+    cdef readonly Py_ssize_t n_nodes, n_pools, n_langs, words
+    # nodes, by index (= node ids sorted); bitsets are ``words`` uint64 per node
+    cdef const int32_t[::1] slot          # load slot of each node
+    cdef const uint8_t[::1] status        # ST_READY / ST_NOT_READY / ST_OFFLINE
+    cdef const uint8_t[::1] node_flags    # NF_HAS_GPU | NF_PUBLIC
+    cdef const uint8_t[::1] provides      # ServiceType mask of RUNNING (core-id matching) services
+    cdef const int32_t[::1] max_jobs      # max_concurrent_jobs, >= 1
+    cdef const int64_t[::1] id_ptr        # CSR offsets of the UTF-8 node ids in id_bytes
+    cdef const uint8_t[::1] id_bytes
+    cdef const uint64_t[::1] asr_bits     # ASR languages
+    cdef const uint64_t[::1] tts_bits     # TTS languages
+    cdef const uint64_t[::1] nmt_bits     # nmt_languages
+    cdef const uint64_t[::1] nmt_tgt_bits # targets of nmt_pairs (for an "auto" source)
+    cdef const int32_t[::1] pair_ptr      # CSR offsets of each node's sorted pair codes
+    cdef const int32_t[::1] pair_codes    # src * n_langs + tgt
+    # pools, by index (= pool ids sorted)
+    cdef const uint8_t[::1] pool_req      # required_services mask
+    cdef const int32_t[::1] mem_ptr       # CSR offsets of members in mem_idx
+    cdef const int32_t[::1] mem_idx       # member node indices, ascending (= id order)
+    cdef const uint64_t[::1] pool_lang_bits
+    # the language index: eligible pools per (src, tgt) and per tgt for "auto",
+    # each list in eligible order (fewest languages, then pool id)
+    cdef const int32_t[::1] idx_ptr       # n_langs * n_langs + 1 offsets
+    cdef const int32_t[::1] idx_pools
+    cdef const int32_t[::1] auto_ptr      # n_langs + 1 offsets
+    cdef const int32_t[::1] auto_pools
+    # configuration (Phase3Config)
+    cdef bint two_level, strict, fallback_all, affinity, scope_all, mode_exact
+    cdef uint64_t seed
+    cdef Py_ssize_t sample_size
+    cdef float64_t threshold, timeout
+
+    def __init__(self, LoadTable loads not None, dict columns not None, dict config not None):
+        c = columns
+        self.loads = loads
+        self.slot = c["slot"]
+        self.status = c["status"]
+        self.node_flags = c["node_flags"]
+        self.provides = c["provides"]
+        self.max_jobs = c["max_jobs"]
+        self.id_ptr = c["id_ptr"]
+        self.id_bytes = c["id_bytes"]
+        self.asr_bits = c["asr_bits"]
+        self.tts_bits = c["tts_bits"]
+        self.nmt_bits = c["nmt_bits"]
+        self.nmt_tgt_bits = c["nmt_tgt_bits"]
+        self.pair_ptr = c["pair_ptr"]
+        self.pair_codes = c["pair_codes"]
+        self.pool_req = c["pool_req"]
+        self.mem_ptr = c["mem_ptr"]
+        self.mem_idx = c["mem_idx"]
+        self.idx_ptr = c["idx_ptr"]
+        self.idx_pools = c["idx_pools"]
+        self.auto_ptr = c["auto_ptr"]
+        self.auto_pools = c["auto_pools"]
+        self.pool_lang_bits = c["pool_lang_bits"]
+        self.n_nodes = len(c["slot"])
+        self.n_pools = len(c["pool_req"])
+        self.n_langs = int(config["n_langs"])
+        self.words = int(config["words"])
+        self.two_level = bool(config["two_level"]) and self.n_pools > 0
+        self.strict = bool(config["strict"])
+        self.fallback_all = bool(config["fallback_all"])
+        self.affinity = bool(config["affinity"])
+        self.scope_all = bool(config["scope_all"])
+        self.mode_exact = bool(config["mode_exact"])
+        self.seed = <uint64_t>config["seed"]
+        self.sample_size = int(config["sample_size"])
+        self.threshold = float(config["threshold"])
+        self.timeout = float(config["timeout"])
+        self._validate(c)
+
+    def _validate(self, dict c):
+        cdef Py_ssize_t n = self.n_nodes, p = self.n_pools, L = self.n_langs, W = self.words
+        if W < 1 or L > W * 64 or L > 46340:
+            raise ValueError(f"words={W} cannot hold n_langs={L} (at most 46340)")
+        for name in ("status", "node_flags", "provides", "max_jobs"):
+            if len(c[name]) != n:
+                raise ValueError(f"{name}: expected {n} entries, got {len(c[name])}")
+        for name in ("asr_bits", "tts_bits", "nmt_bits", "nmt_tgt_bits"):
+            if len(c[name]) != n * W:
+                raise ValueError(f"{name}: expected {n * W} words, got {len(c[name])}")
+        if len(c["pool_lang_bits"]) != p * W:
+            raise ValueError(f"pool_lang_bits: expected {p * W} words")
+        _require_range("slot", c["slot"], 0, self.loads.capacity)
+        _require_range("status", c["status"], 0, 3)
+        _require_range("max_jobs", c["max_jobs"], 1, 2**31 - 1)
+        _require_csr("id_ptr", c["id_ptr"], n, len(c["id_bytes"]))
+        _require_csr("pair_ptr", c["pair_ptr"], n, len(c["pair_codes"]))
+        _require_range("pair_codes", c["pair_codes"], 0, max(L * L, 1))
+        _require_csr("mem_ptr", c["mem_ptr"], p, len(c["mem_idx"]))
+        _require_range("mem_idx", c["mem_idx"], 0, max(n, 1))
+        _require_csr("idx_ptr", c["idx_ptr"], L * L, len(c["idx_pools"]))
+        _require_range("idx_pools", c["idx_pools"], 0, max(p, 1))
+        _require_csr("auto_ptr", c["auto_ptr"], L, len(c["auto_pools"]))
+        _require_range("auto_pools", c["auto_pools"], 0, max(p, 1))
+        if self.sample_size < 0:
+            raise ValueError("sample_size must be >= 0")
+
+    # -- stage 1: eligible pools (the language index) ---------------------------------
+
+    cdef bint services_match(self, Py_ssize_t p, int32_t types) noexcept nogil:
+        """A pool's required services: empty = wildcard; else contain / equal the
+        job's core types (core_only) or all its types (all_required)."""
+        cdef int32_t req = self.pool_req[p]
+        cdef int32_t wanted = types if self.scope_all else (types & CORE_MASK)
+        if req == 0:
+            return True
+        if self.mode_exact:
+            return req == wanted
+        return (req & wanted) == wanted
+
+    cdef Py_ssize_t eligible(self, const JobIn* job, int32_t* out) noexcept nogil:
+        """Write the eligible pools of the job into ``out``, in eligible order
+        (fewest languages, then id: the index lists are stored that way)."""
+        cdef Py_ssize_t lo, hi, k, n = 0
+        cdef const int32_t* pools
+        cdef int32_t p
+        if job.tgt < 0:
+            return 0
+        if job.src == LANG_AUTO:
+            lo = self.auto_ptr[job.tgt]
+            hi = self.auto_ptr[job.tgt + 1]
+            if hi > lo:
+                pools = &self.auto_pools[lo]
+        elif job.src < 0:
+            return 0
+        else:
+            lo = self.idx_ptr[job.src * self.n_langs + job.tgt]
+            hi = self.idx_ptr[job.src * self.n_langs + job.tgt + 1]
+            if hi > lo:
+                pools = &self.idx_pools[lo]
+        for k in range(hi - lo):
+            p = pools[k]
+            if self.services_match(p, job.types):
+                out[n] = p
+                n += 1
+        return n
+
+    # -- stage 4: node checks ---------------------------------------------------------
+
+    cdef bint serves_nmt(self, Py_ssize_t i, int32_t src, int32_t tgt) noexcept nogil:
+        """LanguageCapabilities.supports_nmt over the node's bitsets and sorted pair codes."""
+        cdef const uint64_t* langs = &self.nmt_bits[i * self.words]
+        cdef Py_ssize_t w, lo, hi, mid
+        cdef int count = 0
+        cdef int32_t code
+        if tgt < 0:
+            return False
+        if src == LANG_AUTO:
+            if has_bit(&self.nmt_tgt_bits[i * self.words], tgt):
+                return True
+            if not has_bit(langs, tgt):
+                return False
+            for w in range(self.words):
+                count += pys_popcount64(langs[w])
+            return count >= 2
+        if src < 0 or src == tgt:
+            return False
+        code = src * <int32_t>self.n_langs + tgt
+        lo = self.pair_ptr[i]
+        hi = self.pair_ptr[i + 1]
+        while lo < hi:  # binary search; invariant: the code is not in [old lo, lo) nor [hi, old hi)
+            mid = (lo + hi) >> 1
+            if self.pair_codes[mid] < code:
+                lo = mid + 1
+            elif self.pair_codes[mid] > code:
+                hi = mid
+            else:
+                return True
+        return has_bit(langs, src) and has_bit(langs, tgt)
+
+    cdef int check_node(self, Py_ssize_t i, const JobIn* job, float64_t now) noexcept nogil:
+        """The first check node ``i`` fails, in DESIGN §5 order, or R_OK."""
+        cdef NodeLoad* rec
+        cdef uint8_t flags = self.node_flags[i]
+        cdef int32_t types = job.types
+        cdef Py_ssize_t w
+        cdef bint any_asr
+        cdef float64_t limit
+        if job.n_excluded and contains(job.excluded, job.n_excluded, <int32_t>i):
+            return R_EXCLUDED
+        if self.status[i] == ST_OFFLINE:
+            return R_OFFLINE
+        if self.status[i] == ST_NOT_READY:
+            return R_STATUS_NOT_READY
+        rec = self.loads.at(self.slot[i])
+        if now - rec.last_heartbeat > self.timeout:
+            return R_HEARTBEAT_STALE
+        if not (flags & NF_HAS_GPU):
+            return R_GPU_UNAVAILABLE
+        if job.public and not (flags & NF_PUBLIC):
+            return R_NOT_IN_PUBLIC_POOL
+        if (self.provides[i] & types) != types:
+            return R_MODEL_NOT_AVAILABLE
+        if types & ASR_BIT:
+            if job.src == LANG_AUTO:
+                any_asr = False
+                for w in range(self.words):
+                    any_asr = any_asr or self.asr_bits[i * self.words + w] != 0
+                if not any_asr:
+                    return R_ASR_LANG_UNSUPPORTED
+            elif job.src < 0 or not has_bit(&self.asr_bits[i * self.words], job.src):
+                return R_ASR_LANG_UNSUPPORTED
+        if types & NMT_BIT and not self.serves_nmt(i, job.src, job.tgt):
+            return R_LANG_PAIR_UNSUPPORTED
+        if types & TTS_BIT and (job.tgt < 0 or not has_bit(&self.tts_bits[i * self.words], job.tgt)):
+            return R_TTS_LANG_UNSUPPORTED
+        if node_load(rec) >= self.max_jobs[i]:
+            return R_CAPACITY_EXCEEDED
+        limit = self.threshold
+        if (rec.cpu_usage >= limit or rec.memory_usage >= limit
+                or (not isnan(rec.gpu_usage) and rec.gpu_usage >= limit)):
+            return R_RESOURCE_THRESHOLD_EXCEEDED
+        return R_OK
+
+    # -- stages 3-4: one pool's window and checks --------------------------------------
+
+    cdef int scan(self, Py_ssize_t pool, const JobIn* job, float64_t now, IntBuf* att,
+                  int32_t* survivors, Py_ssize_t* n_survivors) noexcept nogil:
+        """Check the window of ``pool`` (-1: every node); append its attempt record
+        to ``att`` and its survivors to ``survivors``. -1 when out of memory."""
+        cdef Py_ssize_t n, size, start = 0, k, j, lo = 0, node
+        cdef int32_t* rec
+        cdef int reason
+        if pool >= 0:
+            lo = self.mem_ptr[pool]
+            n = self.mem_ptr[pool + 1] - lo
+        else:
+            n = self.n_nodes
+        size = n
+        if self.sample_size > 0 and n > self.sample_size:
+            size = self.sample_size
+            start = <Py_ssize_t>(job.h_key % <uint64_t>n)
+        rec = buf_push(att, ATT_WIDTH)
+        if rec == NULL:
+            return -1
+        rec[ATT_POOL] = <int32_t>pool
+        rec[ATT_TOTAL] = <int32_t>size
+        n_survivors[0] = 0
+        for k in range(size):
+            j = start + k
+            if j >= n:
+                j -= n
+            node = self.mem_idx[lo + j] if pool >= 0 else j
+            reason = self.check_node(node, job, now)
+            if reason == R_OK:
+                survivors[n_survivors[0]] = <int32_t>node
+                n_survivors[0] += 1
+            else:
+                rec[ATT_COUNTS + reason] += 1
+        return 0
+
+    # -- stage 5: pick ----------------------------------------------------------------
+
+    cdef Py_ssize_t pick(self, const int32_t* survivors, Py_ssize_t n, const JobIn* job) noexcept nogil:
+        """Index in ``survivors`` of the node to take: the preferred node if it
+        survived; else the lowest (running+reserved)/max by cross-multiplication,
+        then the fewest jobs, then the lowest FNV-1a-64(key + node_id), then the
+        lowest index (= node id order)."""
+        cdef Py_ssize_t k, best = -1
+        cdef int32_t s, b
+        cdef int64_t ls, lb, lhs, rhs
+        cdef uint64_t hs, hb = 0
+        cdef bint have_hb = False, better
+        for k in range(n):
+            if survivors[k] == job.preferred:
+                return k
+        for k in range(n):
+            s = survivors[k]
+            if best < 0:
+                best = k
+                have_hb = False
+                continue
+            b = survivors[best]
+            ls = node_load(self.loads.at(self.slot[s]))
+            lb = node_load(self.loads.at(self.slot[b]))
+            lhs = ls * self.max_jobs[b]
+            rhs = lb * self.max_jobs[s]
+            if lhs != rhs:
+                better = lhs < rhs
+            elif ls != lb:
+                better = ls < lb
+            else:
+                if not have_hb:
+                    hb = self.tiebreak(b, job.h_key)
+                    have_hb = True
+                hs = self.tiebreak(s, job.h_key)
+                better = hs < hb or (hs == hb and s < b)
+                if better:
+                    hb = hs
+            if better:
+                best = k
+                if not (lhs == rhs and ls == lb):
+                    have_hb = False
+        return best
+
+    cdef uint64_t tiebreak(self, Py_ssize_t node, uint64_t h_key) noexcept nogil:
+        cdef int64_t lo = self.id_ptr[node], hi = self.id_ptr[node + 1]
+        if hi == lo:
+            return h_key
+        return fnv1a64_update(h_key, &self.id_bytes[lo], hi - lo)
+
+    # -- the whole selection ------------------------------------------------------------
+
+    cdef int select_job(self, const JobIn* job, float64_t now, IntBuf* att, int32_t* scratch,
+                        JobOut* out, bint reserve_node) noexcept nogil:
+        """Stages 1-6 for one job (stage 6 only when ``reserve_node``). ``scratch``
+        holds n_pools + n_nodes ints. Returns -1 when out of memory, else 0 with
+        ``out`` filled."""
+        cdef int32_t* order = scratch
+        cdef int32_t* survivors = scratch + self.n_pools
+        cdef Py_ssize_t n_order, n_surv = 0, start = 0, a, k, p
+        cdef unsigned char seed_le[8]
+        cdef uint64_t h
+        out.node = -1
+        out.picked = -1
+        out.n_attempts = 0
+        out.preferred_pool = -1
+        out.fallback = 0
+        out.empty_reason = -1
+        if job.only_pool >= 0:
+            order[0] = job.only_pool
+            n_order = 1
+            out.preferred_pool = job.only_pool
+        elif not self.two_level:
+            order[0] = -1
+            n_order = 1
+        else:
+            n_order = self.eligible(job, order)
+            if n_order == 0:
+                if self.strict:
+                    out.empty_reason = R_NO_ELIGIBLE_POOL
+                    return 0
+                for p in range(self.n_pools):
+                    order[p] = <int32_t>p
+                n_order = self.n_pools
+                out.fallback = 1
+            # stage 2: the preferred pool first, then ring order from it
+            start = -1
+            if job.tenant_pool >= 0:
+                start = find(order, n_order, job.tenant_pool)
+            if start < 0 and job.bound_pool >= 0:
+                start = find(order, n_order, job.bound_pool)
+            if start < 0 and self.affinity:
+                for k in range(8):
+                    seed_le[k] = <unsigned char>((self.seed >> (8 * k)) & 0xFF)
+                h = fnv1a64_update(job.h_key, seed_le, 8)
+                start = <Py_ssize_t>(h % <uint64_t>n_order)
+            if start < 0:
+                start = 0
+            rotate(order, n_order, start)
+            if not self.fallback_all:
+                n_order = 1
+            out.preferred_pool = order[0]
+        for a in range(n_order):
+            if self.scan(order[a], job, now, att, survivors, &n_surv) < 0:
+                return -1
+            out.n_attempts += 1
+            while n_surv > 0:  # stage 6: reserve; a lost race tries the next survivor
+                k = self.pick(survivors, n_surv, job)
+                if not reserve_node or reserve(self.loads.at(self.slot[survivors[k]]), self.max_jobs[survivors[k]]):
+                    out.node = survivors[k]
+                    out.picked = <int32_t>a
+                    return 0
+                n_surv -= 1
+                survivors[k] = survivors[n_surv]
+        return 0
+
+    # -- Python entry points ------------------------------------------------------------
+
+    def select(self, int32_t src, int32_t tgt, int32_t types, bint public, int32_t preferred,
+               int32_t tenant_pool, int32_t bound_pool, int32_t only_pool, str key not None,
+               excluded, float64_t now, bint reserve_node=True):
+        """Select (and reserve) a node for one job.
+
+        Returns ``(node, pool, preferred_pool, fallback_used, empty_reason, attempts)``:
+        node index or -1; the pool index it came from (-1: none, or the
+        single-level set); the pool index tried first or -1; whether a pool
+        beyond the preferred one was tried or every pool was used because none
+        was eligible; -1 or R_NO_ELIGIBLE_POOL; and the attempt records as
+        bytes (ATTEMPT_WIDTH native int32 per attempt: pool index, total, 12
+        reason counts).
+        ``excluded`` is None or an int32 array of node indices. With
+        ``reserve_node=False`` nothing is reserved (a dry run).
+        """
+        cdef JobIn job
+        cdef JobOut out
+        cdef IntBuf att
+        cdef Py_ssize_t n = 0
+        cdef const unsigned char* kb = _utf8(key, &n)
+        cdef const int32_t[::1] excl
+        cdef int32_t* scratch
+        cdef int32_t scratch_stack[SCRATCH_STACK]
+        cdef int32_t att_stack[ATT_STACK]
+        cdef int rc
+        if only_pool >= self.n_pools or tenant_pool >= self.n_pools or bound_pool >= self.n_pools:
+            raise IndexError("pool index out of range")
+        job.src = src if src < self.n_langs else LANG_UNKNOWN
+        job.tgt = tgt if tgt < self.n_langs else LANG_UNKNOWN
+        job.types = types
+        job.public = public
+        job.preferred = preferred
+        job.tenant_pool = tenant_pool
+        job.bound_pool = bound_pool
+        job.only_pool = only_pool
+        job.h_key = fnv1a64_bytes(kb, n)
+        job.excluded = NULL
+        job.n_excluded = 0
+        if excluded is not None:
+            excl = excluded
+            job.n_excluded = excl.shape[0]
+            if job.n_excluded:
+                job.excluded = &excl[0]
+        att.data = att_stack
+        att.size = 0
+        att.capacity = -ATT_STACK  # negative: data is on the stack (see buf_push)
+        scratch = scratch_stack
+        if self.n_pools + self.n_nodes + 1 > SCRATCH_STACK:
+            scratch = <int32_t*>malloc((self.n_pools + self.n_nodes + 1) * sizeof(int32_t))
+            if scratch == NULL:
+                raise MemoryError()
+        with nogil:
+            rc = self.select_job(&job, now, &att, scratch, &out, reserve_node)
+        if scratch != scratch_stack:
+            free(scratch)
+        try:
+            if rc < 0:
+                raise MemoryError()
+            records = PyBytes_FromStringAndSize(<char*>att.data, att.size * sizeof(int32_t))
+        finally:
+            if att.data != att_stack:
+                free(att.data)
+        picked_pool = -1
+        if out.picked >= 0:
+            picked_pool = _record_pool(records, out.picked)
+        return (out.node, picked_pool, out.preferred_pool,
+                out.fallback != 0 or out.n_attempts > 1, out.empty_reason, records)
+
+    def select_batch(self, const int32_t[::1] src, const int32_t[::1] tgt, const int32_t[::1] types,
+                     const uint8_t[::1] public, const int32_t[::1] preferred,
+                     const int32_t[::1] tenant_pool, const uint64_t[::1] h_key,
+                     const int64_t[::1] excl_ptr, const int32_t[::1] excl_idx, float64_t now,
+                     int32_t[:, ::1] out):
+        """Select (and reserve) for many jobs in one ``nogil`` section, in order.
+
+        Per job j the inputs are row j of each column (excluded node indices are
+        ``excl_idx[excl_ptr[j]:excl_ptr[j+1]]``). ``out`` (n_jobs x 6) receives
+        node, picked, preferred_pool, fallback, empty_reason and the job's first
+        attempt record number. Returns the attempt records as bytes.
+        """
+        cdef Py_ssize_t n_jobs = src.shape[0], j
+        cdef JobIn job
+        cdef JobOut res
+        cdef IntBuf att
+        cdef int32_t* scratch
+        cdef int rc = 0
+        if (tgt.shape[0] != n_jobs or types.shape[0] != n_jobs or public.shape[0] != n_jobs
+                or preferred.shape[0] != n_jobs or tenant_pool.shape[0] != n_jobs
+                or h_key.shape[0] != n_jobs or out.shape[0] != n_jobs or out.shape[1] != 6):
+            raise ValueError("select_batch: every column needs one entry per job")
+        if excl_ptr.shape[0] != n_jobs + 1 or (n_jobs and excl_ptr[n_jobs] != excl_idx.shape[0]):
+            raise ValueError("select_batch: excl_ptr must be a CSR offset array")
+        for j in range(n_jobs):
+            if excl_ptr[j] > excl_ptr[j + 1] or excl_ptr[j] < 0:
+                raise ValueError("select_batch: excl_ptr must be non-decreasing")
+            if tenant_pool[j] >= self.n_pools:
+                raise IndexError("select_batch: tenant pool index out of range")
+        att.data = NULL
+        att.size = 0
+        att.capacity = 0
+        scratch = <int32_t*>malloc((self.n_pools + self.n_nodes + 1) * sizeof(int32_t))
+        if scratch == NULL:
+            raise MemoryError()
+        with nogil:
+            for j in range(n_jobs):
+                job.src = src[j] if src[j] < self.n_langs else LANG_UNKNOWN
+                job.tgt = tgt[j] if tgt[j] < self.n_langs else LANG_UNKNOWN
+                job.types = types[j]
+                job.public = public[j]
+                job.preferred = preferred[j]
+                job.tenant_pool = tenant_pool[j]
+                job.bound_pool = -1
+                job.only_pool = -1
+                job.h_key = h_key[j]
+                job.n_excluded = excl_ptr[j + 1] - excl_ptr[j]
+                job.excluded = &excl_idx[excl_ptr[j]] if job.n_excluded else NULL
+                out[j, 5] = <int32_t>(att.size // ATT_WIDTH)
+                rc = self.select_job(&job, now, &att, scratch, &res, True)
+                if rc < 0:
+                    break
+                out[j, 0] = res.node
+                out[j, 1] = res.picked
+                out[j, 2] = res.preferred_pool
+                out[j, 3] = res.fallback
+                out[j, 4] = res.empty_reason
+        free(scratch)
+        try:
+            if rc < 0:
+                raise MemoryError()
+            records = PyBytes_FromStringAndSize(<char*>att.data, att.size * sizeof(int32_t))
+        finally:
+            free(att.data)
+        return records
+
+    def eligible_pools(self, int32_t src, int32_t tgt, int32_t types):
+        """Pool indices eligible for (src, tgt) with these service types, in eligible order."""
+        cdef JobIn job
+        cdef int32_t* out
+        cdef Py_ssize_t n, k
+        job.src = src if src < self.n_langs else LANG_UNKNOWN
+        job.tgt = tgt if tgt < self.n_langs else LANG_UNKNOWN
+        job.types = types
+        out = <int32_t*>malloc((self.n_pools + 1) * sizeof(int32_t))
+        if out == NULL:
+            raise MemoryError()
+        with nogil:
+            n = self.eligible(&job, out)
+        try:
+            return [out[k] for k in range(n)]
+        finally:
+            free(out)
+
+    def covered_pools(self, const uint64_t[::1] langs):
+        """Pool indices whose language set is a subset of ``langs`` (a bitset of
+        ``words`` words), in index order."""
+        cdef Py_ssize_t p, w, W = self.words
+        cdef list found = []
+        cdef bint inside
+        if langs.shape[0] != W:
+            raise ValueError(f"covered_pools: expected {W} words")
+        for p in range(self.n_pools):
+            inside = True
+            for w in range(W):
+                if self.pool_lang_bits[p * W + w] & ~langs[w]:
+                    inside = False
+                    break
+            if inside:
+                found.append(p)
+        return found
+
+    def key_hash(self, str key not None):
+        """FNV-1a-64 of the key's UTF-8 bytes (the state the kernels start from)."""
+        cdef Py_ssize_t n = 0
+        cdef const unsigned char* kb = _utf8(key, &n)
+        return fnv1a64_bytes(kb, n)

@@ -336,3 +336,4 @@ class CoreServicesConfig:
         data = _load_toml(path)
         section = data.get("core_services", data)
         return cls.from_dict(section)
+

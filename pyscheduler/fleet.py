@@ -102,6 +102,10 @@ class Fleet:
         generated: tuple[PoolConfig, ...] = ()
         if cfg.auto_generate_language_pools:
             generated = self.generator.generate(self.set_counts, cfg.auto_pool, cfg.pools, ())
+            if not generated:
+                # a generation that finds no sets changes nothing (DESIGN §6, §7.2):
+                # keep the pools generated before (their ids cannot collide, see above)
+                generated = self.generated[: cfg.auto_pool.max_pools]
         self.generated = generated
         self._install_pools(cfg.pools + generated)
         for record in self.nodes.values():

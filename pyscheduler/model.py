@@ -543,7 +543,6 @@ class Attempt:
         return self.breakdown.total
 
 
-@dataclass(frozen=True, slots=True)
 class Selection:
     """The answer to one job: the node picked (or ``None``) and exactly why.
 
@@ -551,21 +550,156 @@ class Selection:
     or when nothing was picked); ``preferred_pool`` the first pool tried;
     ``fallback_used`` is true when a pool other than the preferred one was
     tried, or when no pool was eligible and all pools were used instead.
-    ``breakdown`` is the picked pool's scan, or the first pool's on failure.
+    ``breakdown`` is the picked pool's scan, or the first pool's on failure;
+    ``attempts`` holds every pool tried. ``reservation`` is the token to
+    ``commit`` or ``release`` (``None`` when nothing was picked).
+
+    Immutable. The fast path hands its per-pool counts over undecoded: they
+    become ``Attempt``/``Breakdown`` objects only when first read.
     """
 
-    node_id: str | None
-    pool_id: int | None
-    preferred_pool: int | None
-    fallback_used: bool
-    breakdown: Breakdown
-    attempts: tuple[Attempt, ...]
-    path: str
-    reservation: int | None = None
+    __slots__ = (
+        "_node_id",
+        "_pool_id",
+        "_preferred_pool",
+        "_fallback_used",
+        "_path",
+        "_reservation",
+        "_breakdown",
+        "_attempts",
+        "_decode",
+    )
+
+    def __init__(
+        self,
+        node_id: str | None,
+        pool_id: int | None,
+        preferred_pool: int | None,
+        fallback_used: bool,
+        breakdown: Breakdown | None,
+        attempts: tuple[Attempt, ...] | None,
+        path: str,
+        reservation: int | None = None,
+        *,
+        decode: Any = None,
+    ) -> None:
+        """``decode``, when given, is a callable returning ``(attempts, breakdown)``;
+        it replaces ``attempts`` and ``breakdown`` (pass ``None`` for both)."""
+        self._node_id = node_id
+        self._pool_id = pool_id
+        self._preferred_pool = preferred_pool
+        self._fallback_used = fallback_used
+        self._path = path
+        self._reservation = reservation
+        self._breakdown = breakdown
+        self._attempts = None if attempts is None else tuple(attempts)
+        self._decode = decode
+        if decode is None and (breakdown is None or attempts is None):
+            raise ValueError("Selection needs breakdown and attempts, or decode")
+
+    @classmethod
+    def _lazy(
+        cls,
+        node_id: str | None,
+        pool_id: int | None,
+        preferred_pool: int | None,
+        fallback_used: bool,
+        path: str,
+        reservation: int | None,
+        decode: Any,
+    ) -> Selection:
+        """The fast path's constructor: no checks, attempts decoded on first read."""
+        self = object.__new__(cls)
+        self._node_id = node_id
+        self._pool_id = pool_id
+        self._preferred_pool = preferred_pool
+        self._fallback_used = fallback_used
+        self._path = path
+        self._reservation = reservation
+        self._breakdown = None
+        self._attempts = None
+        self._decode = decode
+        return self
+
+    def _materialise(self) -> None:
+        attempts, breakdown = self._decode()
+        self._attempts = tuple(attempts)
+        self._breakdown = breakdown
+        self._decode = None
+
+    @property
+    def node_id(self) -> str | None:
+        return self._node_id
+
+    @property
+    def pool_id(self) -> int | None:
+        return self._pool_id
+
+    @property
+    def preferred_pool(self) -> int | None:
+        return self._preferred_pool
+
+    @property
+    def fallback_used(self) -> bool:
+        return self._fallback_used
+
+    @property
+    def path(self) -> str:
+        """``"fast"`` (compiled kernels over the snapshot) or ``"legacy"``."""
+        return self._path
+
+    @property
+    def reservation(self) -> int | None:
+        return self._reservation
+
+    @property
+    def breakdown(self) -> Breakdown:
+        if self._decode is not None:
+            self._materialise()
+        return self._breakdown  # type: ignore[return-value]
+
+    @property
+    def attempts(self) -> tuple[Attempt, ...]:
+        if self._decode is not None:
+            self._materialise()
+        return self._attempts  # type: ignore[return-value]
 
     @property
     def ok(self) -> bool:
-        return self.node_id is not None
+        return self._node_id is not None
+
+    def with_reservation(self, token: int | None) -> Selection:
+        """A copy carrying ``token`` (the registry adds it after reserving)."""
+        copy = Selection.__new__(Selection)
+        for name in Selection.__slots__:
+            object.__setattr__(copy, name, getattr(self, name))
+        copy._reservation = token
+        return copy
+
+    def with_path(self, path: str) -> Selection:
+        copy = self.with_reservation(self._reservation)
+        copy._path = path
+        return copy
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Selection):
+            return NotImplemented
+        return (
+            self.decision() == other.decision()
+            and self.path == other.path
+            and self.reservation == other.reservation
+            and self.attempts == other.attempts
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return (
+            f"Selection(node_id={self.node_id!r}, pool_id={self.pool_id!r}, "
+            f"preferred_pool={self.preferred_pool!r}, fallback_used={self.fallback_used!r}, "
+            f"breakdown={self.breakdown!r}, attempts={self.attempts!r}, path={self.path!r}, "
+            f"reservation={self.reservation!r})"
+        )
 
     def decision(self) -> tuple[Any, ...]:
         """What two paths must agree on: node, pools, fallback and every attempt's counts."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .config import CoreServicesConfig
+from .loads import LoadTableLike
 from .model import (
     CORE_TYPES,
     Heartbeat,
@@ -46,25 +47,27 @@ def is_healthy(hb: Heartbeat, services: tuple[InstalledService, ...]) -> bool:
 def provides(services: tuple[InstalledService, ...], kind: ServiceType, core: CoreServicesConfig) -> bool:
     """Whether a RUNNING service of ``kind`` is installed (with the configured core id, if any)."""
     wanted_id = core.service_id_for(kind)
-    return any(
-        s.type == kind and s.state is ServiceState.RUNNING and (wanted_id is None or s.service_id == wanted_id)
-        for s in services
-    )
+    for s in services:
+        if s.type == kind and s.state is ServiceState.RUNNING and (wanted_id is None or s.service_id == wanted_id):
+            return True
+    return False
 
 
 @dataclass(eq=False, slots=True)
 class NodeRecord:
-    """Everything the registry knows about one node."""
+    """Everything the registry knows about one node.
+
+    The load figures (running, reserved, usages, last heartbeat) live in the
+    shared load table at ``slot``, where both selection paths read them;
+    ``serial`` tells this registration apart from any later one of the same id.
+    """
 
     info: NodeInfo
     registered_at: float
-    last_heartbeat: float
+    slot: int
+    serial: int
+    loads: LoadTableLike
     status: NodeStatus = NodeStatus.REGISTERING
-    cpu_usage: float = 0.0
-    memory_usage: float = 0.0
-    gpu_usage: float | None = None
-    running: int = 0
-    reserved: int = 0
     unhealthy_streak: int = 0
     draining: bool = False
     disconnected: bool = False
@@ -73,11 +76,16 @@ class NodeRecord:
     capabilities: LanguageCapabilities = field(default_factory=LanguageCapabilities)
 
     @classmethod
-    def new(cls, info: NodeInfo, now: float) -> NodeRecord:
+    def new(cls, info: NodeInfo, now: float, slot: int, serial: int, loads: LoadTableLike) -> NodeRecord:
+        """A REGISTERING record; registration time counts as the first heartbeat."""
+        loads.ensure(slot)
+        loads.reset(slot, now)
         return cls(
             info=info,
             registered_at=now,
-            last_heartbeat=now,
+            slot=slot,
+            serial=serial,
+            loads=loads,
             services=info.installed_services,
             capabilities=info.language_capabilities,
         )
@@ -91,6 +99,22 @@ class NodeRecord:
     def installed(self) -> ServiceType:
         return installed_types(self.services)
 
+    def load(self) -> tuple[int, int, float, float, float | None, float]:
+        """``(running, reserved, cpu, memory, gpu or None, last_heartbeat)`` now."""
+        return self.loads.get(self.slot)
+
+    @property
+    def running(self) -> int:
+        return self.loads.running(self.slot)
+
+    @property
+    def reserved(self) -> int:
+        return self.loads.reserved(self.slot)
+
+    @property
+    def last_heartbeat(self) -> float:
+        return self.loads.get(self.slot)[5]
+
     def apply_heartbeat(self, hb: Heartbeat, now: float) -> bool:
         """Apply a beat; return True when services or languages changed (topology)."""
         changed = False
@@ -100,11 +124,7 @@ class NodeRecord:
         if hb.language_capabilities is not None and hb.language_capabilities != self.capabilities:
             self.capabilities = hb.language_capabilities
             changed = True
-        self.cpu_usage = hb.cpu_usage
-        self.memory_usage = hb.memory_usage
-        self.gpu_usage = hb.gpu_usage
-        self.running = hb.current_jobs
-        self.last_heartbeat = now
+        self.loads.set_load(self.slot, hb.cpu_usage, hb.memory_usage, hb.gpu_usage, hb.current_jobs, now)
         self._transition(is_healthy(hb, self.services))
         return changed
 
@@ -139,17 +159,18 @@ class NodeRecord:
         return False
 
     def view(self) -> NodeView:
+        running, reserved, cpu, memory, gpu, last_heartbeat = self.load()
         return NodeView(
             node_id=self.node_id,
             status=self.status,
             pool_ids=self.pool_ids,
-            cpu_usage=self.cpu_usage,
-            memory_usage=self.memory_usage,
-            gpu_usage=self.gpu_usage,
-            running_jobs=self.running,
-            reserved_jobs=self.reserved,
+            cpu_usage=cpu,
+            memory_usage=memory,
+            gpu_usage=gpu,
+            running_jobs=running,
+            reserved_jobs=reserved,
             max_concurrent_jobs=self.info.max_concurrent_jobs,
-            last_heartbeat=self.last_heartbeat,
+            last_heartbeat=last_heartbeat,
             registered_at=self.registered_at,
             draining=self.draining,
             info=self.current_info(),

@@ -5,36 +5,61 @@ metrics — sits behind one ``threading.Lock``, and pools are found by
 scanning. Each method validates its input before it takes the lock, and
 either completes or raises with nothing changed.
 
-Lock order (DESIGN §1): the registry lock is the outermost lock; nothing is
-called under it that could block (no I/O, no user callbacks but the clock).
+Lock order (DESIGN §1): registry lock → reservation-table lock → snapshot
+version-count lock; nothing is called under a lock that could block (no I/O,
+no user callbacks but the clock).
+
+With ``MigrationFlags.use_runtime_snapshot`` (and the extension built),
+selections run the compiled kernels over the current ``RuntimeSnapshot``
+without taking the registry lock; the snapshot is rebuilt, under the lock,
+when the first selection after a topology change finds it stale.
 """
 
 from __future__ import annotations
 
 import itertools
+import logging
+import math
 import threading
 import time
 import uuid
+import weakref
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
 
 from .config import CoreServicesConfig, Phase3Config, PoolConfig
 from .errors import (
     ConfigError,
+    UnknownPoolError,
     DuplicateNodeError,
     InvalidHeartbeatError,
     InvalidRequestError,
     UnknownNodeError,
 )
+from . import _compat
 from .fleet import Fleet
 from .flags import MigrationFlags
 from .languages import normalize_lang
+from .loads import SlotAllocator, new_load_table
 from .metrics import Metrics
-from .model import CORE_TYPES, Heartbeat, JobRequest, NodeInfo, NodeStatus, NodeView, Selection, ServiceType, parse_service_types
+from .model import (
+    CORE_TYPES,
+    Heartbeat,
+    JobRequest,
+    NodeInfo,
+    NodeStatus,
+    NodeView,
+    Selection,
+    ServiceType,
+    parse_service_types,
+)
 from .nodes import NodeRecord
-from .pools import eligible_pools, node_pools, PoolLookup
-from .selection import legacy
+from .pools import PoolLookup, eligible_pools, node_pools
+from .reservations import Reservations
+from .lang_index import PoolLanguageIndex
+from .selection import fast, legacy
+from .snapshot import RuntimeSnapshot, build_snapshot
 
 __all__ = ["NodeRegistry", "REGISTER_POLICIES"]
 
@@ -42,10 +67,7 @@ REGISTER_POLICIES = ("reject_duplicate", "replace")
 SLOW_LOCK_WAIT_S = 0.010
 
 
-@dataclass(slots=True)
-class _Reservation:
-    node_id: str
-    created_at: float
+log = logging.getLogger("pyscheduler")
 
 
 class NodeRegistry:
@@ -75,8 +97,13 @@ class NodeRegistry:
         self._lock = threading.Lock()
         self._fleet = Fleet(phase3, core_services)
         self._flags = flags
-        self._reservations: dict[int, _Reservation] = {}
-        self._tokens = itertools.count(1)
+        self._loads = new_load_table()
+        self._slots = SlotAllocator()
+        self._serials = itertools.count(1)
+        self._reservations = Reservations(self._loads)
+        self._snapshot: RuntimeSnapshot | None = None
+        self._live_versions: Counter[int] = Counter()  # snapshot generations still referenced
+        self._versions_lock = threading.Lock()
         self._metrics = Metrics()
 
     # -- locking -----------------------------------------------------------------------
@@ -150,9 +177,11 @@ class NodeRegistry:
             if old is not None:
                 if policy == "reject_duplicate" and not old.disconnected:
                     raise DuplicateNodeError(f"node {node_id!r} is already registered")
-                self._drop_reservations(node_id)
-                self._fleet.discard(node_id)
-            self._fleet.add(NodeRecord.new(info, self._clock()))
+                self._forget(node_id)
+            slot = self._slots.allocate(self._oldest_live_version())
+            record = NodeRecord.new(info, self._clock(), slot, next(self._serials), self._loads)
+            self._reservations.claim_slot(slot, record.serial)
+            self._fleet.add(record)
             self._metrics.inc("registrations")
         return node_id
 
@@ -172,8 +201,11 @@ class NodeRegistry:
         with self._locked("heartbeat"):
             record = self._live(node_id)
             old_sets = self._fleet.node_sets(record)
+            old_status = record.status
             if record.apply_heartbeat(hb, self._clock()):
                 self._fleet.capabilities_changed(record, *old_sets)
+            elif record.status is not old_status:
+                self._fleet.topology_version += 1
             self._metrics.inc("heartbeats")
             return record.status
 
@@ -192,16 +224,16 @@ class NodeRegistry:
         with self._locked("disconnect"):
             record = self._live(node_id)
             record.status = NodeStatus.OFFLINE
-            self._drop_reservations(node_id)
             self._fleet.disconnect(record)
+            self._reservations.free_slot(record.slot)
+            self._reservations.claim_slot(record.slot, record.serial)
 
     def remove_node(self, node_id: str) -> None:
         """Forget a node (connected or not) and its reservations."""
         with self._locked("remove"):
             if node_id not in self._fleet.nodes:
                 raise UnknownNodeError(f"unknown node id {node_id!r}")
-            self._drop_reservations(node_id)
-            self._fleet.discard(node_id)
+            self._forget(node_id)
 
     def sweep(self, now: float | None = None) -> list[str]:
         """Apply timeouts: stale nodes go OFFLINE, REGISTERING nodes past warm-up go
@@ -216,11 +248,16 @@ class NodeRegistry:
             )
             if changed:
                 self._fleet.topology_version += 1
-            expired = [t for t, r in self._reservations.items() if now - r.created_at > cfg.reservation_ttl_s]
-            for token in expired:
-                self._end_reservation(token)
-            self._metrics.inc("reservations_expired", len(expired))
+            expired = self._reservations.expire(now, cfg.reservation_ttl_s)
+            self._metrics.inc("reservations_expired", expired)
             return changed
+
+    def _forget(self, node_id: str) -> None:
+        """Drop a node, its reservations and (once unreachable) its load slot."""
+        record = self._fleet.discard(node_id)
+        if record is not None:
+            self._reservations.free_slot(record.slot)
+            self._slots.free(record.slot, self._fleet.topology_version)
 
     def _live(self, node_id: str) -> NodeRecord:
         record = self._fleet.nodes.get(node_id) if isinstance(node_id, str) else None
@@ -230,19 +267,73 @@ class NodeRegistry:
             raise UnknownNodeError(f"node {node_id!r} was disconnected; it must register again")
         return record
 
+    # -- snapshots ---------------------------------------------------------------------
+
+    def snapshot(self) -> RuntimeSnapshot:
+        """The current read-only snapshot (rebuilt first if the topology changed)."""
+        snap = self._snapshot
+        if snap is not None and snap.version == self._fleet.topology_version:
+            return snap
+        with self._locked("publish_snapshot"):
+            return self._publish_locked()
+
+    def _publish_locked(self) -> RuntimeSnapshot:
+        version = self._fleet.topology_version
+        snap = self._snapshot
+        if snap is None or snap.version != version:
+            start = time.perf_counter()
+            snap = build_snapshot(self._fleet, self._loads, version)
+            with self._versions_lock:
+                self._live_versions[version] += 1
+            weakref.finalize(snap, self._snapshot_released, version)
+            self._snapshot = snap
+            self._metrics.observe("snapshot_build_s", time.perf_counter() - start)
+            self._metrics.inc("snapshots_built")
+        return snap
+
+    def _snapshot_released(self, version: int) -> None:
+        # runs when a generation is garbage; may run under any lock but this one
+        with self._versions_lock:
+            self._live_versions[version] -= 1
+            if self._live_versions[version] <= 0:
+                del self._live_versions[version]
+
+    def _oldest_live_version(self) -> float:
+        with self._versions_lock:
+            return min(self._live_versions, default=math.inf)
+
     # -- selection ---------------------------------------------------------------------
+
+    def _fast(self, job: JobRequest | None = None) -> bool:
+        """Whether this call runs the compiled kernels (DESIGN §4 flags)."""
+        flags = self._flags
+        if not (flags.use_runtime_snapshot and _compat.HAVE_HOTPATH):
+            return False
+        return job is None or flags.in_rollout(job.key)
 
     def select_eligible_pools(
         self,
         src: str,
         tgt: str,
         required_types: ServiceType = CORE_TYPES,
+        lang_index: object | None = None,
     ) -> list[int]:
         """The eligible pools for a pair, in eligible order (smallest language set
-        first, then id), found by scanning every pool."""
+        first, then id).
+
+        Answered in O(1) by a ``PoolLanguageIndex`` — the one given, or the
+        current snapshot's when ``flags.use_lang_index`` — else by scanning
+        every pool.
+        """
         src = normalize_lang(src, "src", InvalidRequestError, allow_auto=True)
         tgt = normalize_lang(tgt, "tgt", InvalidRequestError)
         types = parse_service_types(required_types, "required_types", InvalidRequestError)
+        if lang_index is None and self._flags.use_lang_index:
+            lang_index = self.snapshot().index
+        if lang_index is not None:
+            if not isinstance(lang_index, PoolLanguageIndex):
+                raise InvalidRequestError(f"lang_index must be a PoolLanguageIndex, got {lang_index!r}")
+            return lang_index.find_pools_for_lang_pair(src, tgt, types)
         with self._locked("select_eligible_pools"):
             pools = self._fleet.ordered_pools()
             return [p.pool_id for p in eligible_pools(pools, src, tgt, types, self._fleet.cfg)]
@@ -250,24 +341,101 @@ class NodeRegistry:
     def select_node(self, job: JobRequest) -> Selection:
         """Place one job (DESIGN §5) and reserve the node picked, if any."""
         _require(job, JobRequest, "job", InvalidRequestError)
+        fast_path = self._fast(job)
+        if self._flags.shadow_compare:
+            self._shadow(job, serve_fast=fast_path)
+        if fast_path:
+            return self._select_fast(job)
+        return self._select_legacy(job)
+
+    select_node_with_types_two_level_excluding_with_breakdown = select_node
+
+    def _select_legacy(self, job: JobRequest) -> Selection:
         start = time.perf_counter()
         with self._locked("select_node"):
             now = self._clock()
-            selection, node = legacy.select(self._fleet, job, now)
+            selection, node = legacy.select(self._fleet, job, now, reserve=self._reserve_locked)
             selection = self._finish(selection, node, now)
         self._metrics.observe("select_s", time.perf_counter() - start)
         return selection
 
-    select_node_with_types_two_level_excluding_with_breakdown = select_node
+    def _select_fast(self, job: JobRequest) -> Selection:
+        snap = self._snapshot
+        if snap is None or snap.version != self._fleet.topology_version:
+            snap = self.snapshot()
+        now = self._clock()
+        raw = fast.run_kernel(snap, job, now)
+        node = raw[0]
+        if node < 0:
+            self._metrics.counters["selections_failed"] += 1
+            return fast.to_selection(snap, raw, None)
+        token = self._reservations.add(snap.node_ids[node], snap.slots[node], snap.node_serials[node], now)
+        return fast.to_selection(snap, raw, token)
 
-    def select_node_from_pool(self, pool_id: int, job: JobRequest) -> Selection:
-        """Place a job in one given pool only (eligible or not), and reserve."""
+    def _reserve_locked(self, node: NodeRecord) -> bool:
+        return self._loads.try_reserve(node.slot, node.info.max_concurrent_jobs)
+
+    def _finish(self, selection: Selection, node: NodeRecord | None, now: float) -> Selection:
+        """Count the selection; give a reserved node's selection its token."""
+        self._metrics.inc("selections")
+        if node is None:
+            self._metrics.inc("selections_failed")
+            self._metrics.inc(f"failed.{selection.breakdown.top_reason}")
+            return selection
+        token = self._reservations.add(node.node_id, node.slot, node.serial, now)
+        return selection.with_reservation(token)
+
+    def _finish_fast(self, snap: RuntimeSnapshot, selection: Selection, node: int, now: float) -> Selection:
+        if node < 0:
+            self._metrics.inc("selections_failed")
+            return selection
+        token = self._reservations.add(selection.node_id, snap.slots[node], snap.node_serials[node], now)
+        return selection.with_reservation(token)
+
+    def _shadow(self, job: JobRequest, *, serve_fast: bool) -> None:
+        """Compute the path not served, reserving nothing, and count a difference."""
+        if not _compat.HAVE_HOTPATH:
+            return
+        with self._locked("shadow_compare"):
+            now = self._clock()
+            other_legacy, _ = legacy.select(self._fleet, job, now)
+            snap = self._publish_locked()
+            other_fast, _ = fast.select(snap, job, now, reserve=False)
+        self._metrics.inc("shadow_compared")
+        if other_legacy.decision() != other_fast.decision():
+            self._metrics.inc("shadow_mismatch")
+            log.warning(
+                "shadow_compare: fast and legacy paths differ for %s -> %s (session %s): fast %s | legacy %s",
+                job.src_lang, job.tgt_lang, job.session_id, other_fast.explain(), other_legacy.explain(),
+            )
+
+    def select_node_from_pool(
+        self, pool_id: int, job: JobRequest, snapshot: RuntimeSnapshot | None = None
+    ) -> Selection:
+        """Place a job in one given pool only (eligible or not), and reserve.
+
+        ``snapshot`` (fast path) pins the generation to read; by default the
+        current one.
+        """
         _require(job, JobRequest, "job", InvalidRequestError)
+        if snapshot is not None or self._fast(job):
+            snap = self.snapshot() if snapshot is None else snapshot
+            if pool_id not in snap.pool_index:
+                raise UnknownPoolError(f"unknown pool id {pool_id!r}")
+            now = self._clock()
+            raw = fast.run_kernel(snap, job, now, only_pool=pool_id)
+            return self._finish_fast(snap, fast.to_selection(snap, raw, None), raw[0], now)
         with self._locked("select_node_from_pool"):
             pool = self._fleet.pool(pool_id)
             now = self._clock()
             attempt, survivors = legacy.scan_pool(self._fleet, pool, job, now)
-            node = legacy.pick(survivors, job)
+            node = None
+            while survivors:
+                node = legacy.pick(survivors, job)
+                if node is not None and self._reserve_locked(node):
+                    break
+                survivors.remove(node)
+                node = None
             selection = Selection(
                 node.node_id if node else None,
                 pool_id if node else None,
@@ -280,28 +448,24 @@ class NodeRegistry:
             return self._finish(selection, node, now)
 
     def select_nodes_batch(self, jobs: Sequence[JobRequest]) -> list[Selection]:
-        """Place many jobs in order, each seeing the reservations of those before it."""
+        """Place many jobs in order, each seeing the reservations of those before it.
+
+        On the fast path all jobs run in one compiled call with the GIL released.
+        """
         jobs = list(jobs)
         for job in jobs:
             _require(job, JobRequest, "job", InvalidRequestError)
+        if self._fast():
+            snap = self.snapshot()
+            now = self._clock()
+            return [self._finish_fast(snap, sel, node, now) for sel, node in fast.select_batch(snap, jobs, now)]
         with self._locked("select_nodes_batch"):
             now = self._clock()
             out = []
             for job in jobs:
-                selection, node = legacy.select(self._fleet, job, now)
+                selection, node = legacy.select(self._fleet, job, now, reserve=self._reserve_locked)
                 out.append(self._finish(selection, node, now))
             return out
-
-    def _finish(self, selection: Selection, node: NodeRecord | None, now: float) -> Selection:
-        self._metrics.inc("selections")
-        if node is None:
-            self._metrics.inc("selections_failed")
-            self._metrics.inc(f"failed.{selection.breakdown.top_reason}")
-            return selection
-        token = next(self._tokens)
-        self._reservations[token] = _Reservation(node.node_id, now)
-        node.reserved += 1
-        return replace(selection, reservation=token)
 
     # -- reservations ------------------------------------------------------------------
 
@@ -309,36 +473,17 @@ class NodeRegistry:
         """The node took the job: its reservation becomes a running job (until the
         node's next heartbeat reports its own count). False if the reservation
         had already ended (released, committed, expired, node removed)."""
-        token = _token(selection_or_token)
-        with self._locked("commit"):
-            node = self._end_reservation(token)
-            if node is None:
-                return False
-            node.running += 1
+        ended = self._reservations.end(_token(selection_or_token), commit=True)
+        if ended:
             self._metrics.inc("commits")
-            return True
+        return ended
 
     def release(self, selection_or_token: Selection | int) -> bool:
         """Give a reservation back without running the job. False if it had ended."""
-        token = _token(selection_or_token)
-        with self._locked("release"):
-            ended = self._end_reservation(token) is not None
-            if ended:
-                self._metrics.inc("releases")
-            return ended
-
-    def _end_reservation(self, token: int | None) -> NodeRecord | None:
-        reservation = self._reservations.pop(token, None) if token is not None else None
-        if reservation is None:
-            return None
-        node = self._fleet.nodes.get(reservation.node_id)
-        if node is not None and node.reserved > 0:
-            node.reserved -= 1
-        return node
-
-    def _drop_reservations(self, node_id: str) -> None:
-        for token in [t for t, r in self._reservations.items() if r.node_id == node_id]:
-            self._end_reservation(token)
+        ended = self._reservations.end(_token(selection_or_token), commit=False)
+        if ended:
+            self._metrics.inc("releases")
+        return ended
 
     # -- reading -------------------------------------------------------------------------
 
@@ -369,7 +514,11 @@ class NodeRegistry:
     def verify_consistency(self) -> list[str]:
         """Differences between the registry's structures; empty when consistent."""
         with self._locked("verify_consistency"):
-            return _fleet_problems(self._fleet, self._reservations)
+            problems = _fleet_problems(self._fleet, self._reservations)
+            snap = self._snapshot
+            if snap is not None and snap.version == self._fleet.topology_version:
+                problems += _snapshot_problems(snap, self._fleet)
+            return problems
 
     def metrics(self) -> dict:
         """Counters and histograms (select latency, lock wait) plus current sizes."""
@@ -399,14 +548,12 @@ def _token(selection_or_token: Selection | int) -> int | None:
     raise InvalidRequestError(f"expected a Selection or a reservation token, got {selection_or_token!r}")
 
 
-def _fleet_problems(fleet: Fleet, reservations: dict[int, _Reservation]) -> list[str]:
+def _fleet_problems(fleet: Fleet, reservations: Reservations) -> list[str]:
     """Check every derived structure against a recomputation from the nodes."""
     problems: list[str] = []
     lookup = PoolLookup(fleet.pools.values())
     expected_members: dict[int, list[str]] = {pid: [] for pid in fleet.pools}
-    reserved: dict[str, int] = {}
-    for r in reservations.values():
-        reserved[r.node_id] = reserved.get(r.node_id, 0) + 1
+    held = reservations.held_by()
     for node_id in sorted(fleet.nodes):
         rec = fleet.nodes[node_id]
         want: tuple[int, ...] = ()
@@ -416,16 +563,29 @@ def _fleet_problems(fleet: Fleet, reservations: dict[int, _Reservation]) -> list
             problems.append(f"node {node_id}: pool_ids {rec.pool_ids} != expected {want}")
         for pid in want:
             expected_members[pid].append(node_id)
-        if rec.reserved != reserved.get(node_id, 0):
-            problems.append(f"node {node_id}: reserved {rec.reserved} != live reservations {reserved.get(node_id, 0)}")
+        tokens = held.get((rec.slot, rec.serial), 0)
+        if rec.reserved != tokens:
+            problems.append(f"node {node_id}: reserved {rec.reserved} != live reservations {tokens}")
     for pid, want_members in expected_members.items():
         if fleet.members.get(pid) != want_members:
             problems.append(f"pool {pid}: members {fleet.members.get(pid)} != expected {want_members}")
-    for node_id in reserved:
-        if node_id not in fleet.nodes:
-            problems.append(f"reservation for unknown node {node_id}")
     configured = {p.pool_id for p in fleet.cfg.pools}
     for p in fleet.generated:
         if p.pool_id in configured or fleet.pools.get(p.pool_id) != p:
             problems.append(f"generated pool {p.pool_id} ({p.name}) is not installed as generated")
+    return problems
+
+
+def _snapshot_problems(snap: RuntimeSnapshot, fleet: Fleet) -> list[str]:
+    """Compare a current snapshot with the structures it was built from."""
+    fresh = build_snapshot(fleet, snap.loads, snap.version)
+    problems = []
+    if snap.node_ids != fresh.node_ids:
+        problems.append("snapshot: node ids differ from the registry's live nodes")
+    if snap.pool_ids != fresh.pool_ids:
+        problems.append("snapshot: pool ids differ from the registry's pools")
+    for name, column in fresh.columns.items():
+        theirs = snap.columns.get(name)
+        if theirs is None or theirs.shape != column.shape or not (theirs == column).all():
+            problems.append(f"snapshot: column {name} differs from the registry")
     return problems

@@ -11,7 +11,7 @@ keeps still (the registry holds its lock around a selection).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from ..config import Phase3Config, PoolConfig
@@ -42,6 +42,8 @@ __all__ = [
 ]
 
 _NOT_READY = (NodeStatus.REGISTERING, NodeStatus.DEGRADED, NodeStatus.DRAINING)
+_KINDS = tuple(int(k) for k in ServiceType)  # each single service type, as ints
+_ASR, _NMT, _TTS = int(ServiceType.ASR), int(ServiceType.NMT), int(ServiceType.TTS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,37 +121,37 @@ def check_node(node: NodeRecord, job: JobRequest, fleet: Fleet, now: float) -> R
         return Reason.OFFLINE
     if node.status in _NOT_READY:
         return Reason.STATUS_NOT_READY
-    if now - node.last_heartbeat > cfg.heartbeat_timeout_s:
+    running, reserved, cpu, memory, gpu, last_heartbeat = node.load()
+    if now - last_heartbeat > cfg.heartbeat_timeout_s:
         return Reason.HEARTBEAT_STALE
     if not node.info.has_gpu:
         return Reason.GPU_UNAVAILABLE
     if job.public and not node.info.accept_public_jobs:
         return Reason.NOT_IN_PUBLIC_POOL
-    for kind in ServiceType:
-        if kind in job.required_types and not provides(node.services, kind, fleet.core):
+    wanted = int(job.required_types)
+    for kind in _KINDS:
+        if kind & wanted and not provides(node.services, kind, fleet.core):
             return Reason.MODEL_NOT_AVAILABLE
-    return _language_reason(node, job) or _load_reason(node, cfg)
+    reason = _language_reason(node, job)
+    if reason is not None:
+        return reason
+    if running + reserved >= node.info.max_concurrent_jobs:
+        return Reason.CAPACITY_EXCEEDED
+    limit = cfg.resource_threshold
+    if cpu >= limit or memory >= limit or (gpu is not None and gpu >= limit):
+        return Reason.RESOURCE_THRESHOLD_EXCEEDED
+    return None
 
 
 def _language_reason(node: NodeRecord, job: JobRequest) -> Reason | None:
     caps = node.capabilities
-    types = job.required_types
-    if ServiceType.ASR in types and not caps.supports_asr(job.src_lang):
+    types = int(job.required_types)
+    if types & _ASR and not caps.supports_asr(job.src_lang):
         return Reason.ASR_LANG_UNSUPPORTED
-    if ServiceType.NMT in types and not caps.supports_nmt(job.src_lang, job.tgt_lang):
+    if types & _NMT and not caps.supports_nmt(job.src_lang, job.tgt_lang):
         return Reason.LANG_PAIR_UNSUPPORTED
-    if ServiceType.TTS in types and not caps.supports_tts(job.tgt_lang):
+    if types & _TTS and not caps.supports_tts(job.tgt_lang):
         return Reason.TTS_LANG_UNSUPPORTED
-    return None
-
-
-def _load_reason(node: NodeRecord, cfg: Phase3Config) -> Reason | None:
-    if node.running + node.reserved >= node.info.max_concurrent_jobs:
-        return Reason.CAPACITY_EXCEEDED
-    limit = cfg.resource_threshold
-    gpu = node.gpu_usage
-    if node.cpu_usage >= limit or node.memory_usage >= limit or (gpu is not None and gpu >= limit):
-        return Reason.RESOURCE_THRESHOLD_EXCEEDED
     return None
 
 
@@ -206,12 +208,19 @@ def scan_pool(
 
 
 def select(
-    fleet: Fleet, job: JobRequest, now: float, bound_pool: int | None = None
+    fleet: Fleet,
+    job: JobRequest,
+    now: float,
+    bound_pool: int | None = None,
+    reserve: Callable[[NodeRecord], bool] | None = None,
 ) -> tuple[Selection, NodeRecord | None]:
-    """The whole two-level selection, without the reservation.
+    """The whole two-level selection; stage 6 (reserve) through ``reserve``.
 
-    Tries the planned pools in order and stops at the first that has a
-    survivor. Returns the selection and the picked node (``None`` if none).
+    Tries the planned pools in order and stops at the first whose pick could
+    be reserved. ``reserve(node)`` returns False when a concurrent reservation
+    took the node's last place: the next survivor is tried (the breakdown is
+    not changed by that race). ``None`` reserves nothing. Returns the
+    selection and the picked node (``None`` if none).
     """
     plan = plan_pools(fleet, job, bound_pool)
     if not plan.pools:
@@ -221,9 +230,12 @@ def select(
     for pool in plan.pools:
         attempt, survivors = scan_pool(fleet, pool, job, now)
         attempts.append(attempt)
-        node = pick(survivors, job)
-        if node is not None:
-            return _result(plan, attempts, attempt, node.node_id), node
+        while survivors:
+            node = pick(survivors, job)
+            assert node is not None
+            if reserve is None or reserve(node):
+                return _result(plan, attempts, attempt, node.node_id), node
+            survivors.remove(node)
     return _result(plan, attempts, attempts[0], None), None
 
 

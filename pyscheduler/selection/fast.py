@@ -1,0 +1,175 @@
+"""The fast path: DESIGN §5 run by the compiled kernels over a ``RuntimeSnapshot``.
+
+This module only translates: a ``JobRequest`` into the snapshot's integers
+(language ids, node and pool indices, the routing key), and the kernel's
+integers back into a ``Selection``, whose per-pool counts stay undecoded
+bytes until someone reads ``breakdown`` or ``attempts``. Every decision is
+the kernel's; the legacy module is the oracle it is tested against.
+
+The functions here require a snapshot with a compiled view
+(``snapshot.compiled``); they raise rather than fall back, so the caller
+(the registry) decides, visibly, which path serves.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from functools import partial
+
+import numpy as np
+
+from ..errors import SchedulerError
+from ..languages import AUTO
+from ..model import Attempt, Breakdown, CHECK_REASONS, JobRequest, Reason, Selection
+from ..snapshot import RuntimeSnapshot
+
+__all__ = ["FastPathUnavailable", "select", "select_batch", "run_kernel", "to_selection", "ATTEMPT_WIDTH"]
+
+ATTEMPT_WIDTH = 2 + len(CHECK_REASONS)  # pool index, total, one count per reason
+_NO_ELIGIBLE_POOL = 12
+
+
+class FastPathUnavailable(SchedulerError):
+    """The snapshot has no compiled view (the extension is not built or disabled)."""
+
+
+def _compiled(snapshot: RuntimeSnapshot):
+    compiled = snapshot.compiled
+    if compiled is None:
+        raise FastPathUnavailable("the fast path needs pyscheduler._hotpath (not built or disabled)")
+    return compiled
+
+
+def _lang(snapshot: RuntimeSnapshot, code: str) -> int:
+    return -2 if code == AUTO else snapshot.lang_ids.get(code, -1)
+
+
+def _excluded(snapshot: RuntimeSnapshot, job: JobRequest) -> np.ndarray | None:
+    if not job.exclude_node_ids:
+        return None
+    index = snapshot.node_index
+    found = [index[n] for n in job.exclude_node_ids if n in index]
+    return np.array(found, dtype=np.int32) if found else None
+
+
+def _preferred(snapshot: RuntimeSnapshot, job: JobRequest) -> int:
+    return -1 if job.preferred_node_id is None else snapshot.node_index.get(job.preferred_node_id, -1)
+
+
+def select(
+    snapshot: RuntimeSnapshot,
+    job: JobRequest,
+    now: float,
+    *,
+    only_pool: int | None = None,
+    bound_pool: int | None = None,
+    reserve: bool = True,
+) -> tuple[Selection, int]:
+    """Place one job; returns the selection (no token) and the node index (-1: none).
+
+    ``only_pool`` (a pool id) restricts the scan to that pool; ``bound_pool``
+    is the session's bound pool id; ``reserve=False`` is a dry run.
+    """
+    raw = run_kernel(snapshot, job, now, only_pool=only_pool, bound_pool=bound_pool, reserve=reserve)
+    return to_selection(snapshot, raw, None), raw[0]
+
+
+def run_kernel(
+    snapshot: RuntimeSnapshot,
+    job: JobRequest,
+    now: float,
+    *,
+    only_pool: int | None = None,
+    bound_pool: int | None = None,
+    reserve: bool = True,
+) -> tuple:
+    """The kernel's raw answer: ``(node, picked, preferred, fallback, empty, records)``."""
+    compiled = snapshot.compiled
+    if compiled is None:
+        raise FastPathUnavailable("the fast path needs pyscheduler._hotpath (not built or disabled)")
+    lang_ids = snapshot.lang_ids
+    src = job.src_lang
+    return compiled.select(
+        -2 if src == AUTO else lang_ids.get(src, -1),
+        lang_ids.get(job.tgt_lang, -1),
+        job.required_types,
+        job.public,
+        -1 if job.preferred_node_id is None else snapshot.node_index.get(job.preferred_node_id, -1),
+        -1 if job.tenant_id is None else snapshot.tenant_pool(job.tenant_id),
+        -1 if bound_pool is None else snapshot.pool_index.get(bound_pool, -1),
+        -1 if only_pool is None else snapshot.pool_index[only_pool],
+        job.key,
+        None if not job.exclude_node_ids else _excluded(snapshot, job),
+        now,
+        reserve,
+    )
+
+
+def to_selection(snapshot: RuntimeSnapshot, raw: tuple, token: int | None) -> Selection:
+    """A ``Selection`` from the kernel's raw answer, carrying ``token``; the
+    per-pool counts stay bytes until ``breakdown`` or ``attempts`` is read."""
+    node, pool, preferred, fallback_used, empty, records = raw
+    if empty == _NO_ELIGIBLE_POOL:
+        nothing = Breakdown(total=0, empty_reason=Reason.NO_ELIGIBLE_POOL)
+        return Selection(None, None, None, False, nothing, (), "fast")
+    pool_ids = snapshot.pool_ids
+    return Selection._lazy(
+        snapshot.node_ids[node] if node >= 0 else None,
+        pool_ids[pool] if pool >= 0 else None,
+        pool_ids[preferred] if preferred >= 0 else None,
+        fallback_used,
+        "fast",
+        token,
+        partial(_decode, snapshot, records, node >= 0),
+    )
+
+
+def _decode(snapshot: RuntimeSnapshot, records: bytes, picked: bool) -> tuple[tuple[Attempt, ...], Breakdown]:
+    """``(attempts, breakdown)`` from a job's attempt records: the breakdown is
+    the last attempt's when a node was picked (the search stops there), else
+    the first's."""
+    recs = memoryview(records).cast("i").tolist()
+    attempts = []
+    for base in range(0, len(recs), ATTEMPT_WIDTH):
+        pool = recs[base]
+        breakdown = Breakdown(recs[base + 2:base + ATTEMPT_WIDTH], recs[base + 1])
+        if pool >= 0:
+            attempts.append(Attempt(snapshot.pool_ids[pool], snapshot.pool_names[pool], breakdown))
+        else:
+            attempts.append(Attempt(None, "all nodes", breakdown))
+    return tuple(attempts), attempts[-1 if picked else 0].breakdown
+
+
+def select_batch(snapshot: RuntimeSnapshot, jobs: Sequence[JobRequest], now: float) -> list[tuple[Selection, int]]:
+    """Place many jobs in order in one ``nogil`` kernel call (each sees the
+    reservations of those before it); same results as :func:`select` one by one."""
+    compiled = _compiled(snapshot)
+    n = len(jobs)
+    src = np.fromiter((_lang(snapshot, j.src_lang) for j in jobs), dtype=np.int32, count=n)
+    tgt = np.fromiter((_lang(snapshot, j.tgt_lang) for j in jobs), dtype=np.int32, count=n)
+    types = np.fromiter((int(j.required_types) for j in jobs), dtype=np.int32, count=n)
+    public = np.fromiter((j.public for j in jobs), dtype=np.uint8, count=n)
+    preferred = np.fromiter((_preferred(snapshot, j) for j in jobs), dtype=np.int32, count=n)
+    tenant = np.fromiter((snapshot.tenant_pool(j.tenant_id) for j in jobs), dtype=np.int32, count=n)
+    h_key = np.fromiter((compiled.key_hash(j.key) for j in jobs), dtype=np.uint64, count=n)
+    excluded = [_excluded(snapshot, j) for j in jobs]
+    excl_ptr = np.zeros(n + 1, dtype=np.int64)
+    excl_ptr[1:] = np.cumsum([0 if e is None else len(e) for e in excluded], dtype=np.int64)
+    parts = [e for e in excluded if e is not None]
+    excl_idx = np.concatenate(parts).astype(np.int32) if parts else np.zeros(0, dtype=np.int32)
+    out = np.empty((n, 6), dtype=np.int32)
+    records = compiled.select_batch(src, tgt, types, public, preferred, tenant, h_key, excl_ptr, excl_idx, now, out)
+    width = ATTEMPT_WIDTH * 4  # bytes per attempt record
+    n_records = len(records) // width
+    results = []
+    rows = out.tolist()
+    for j, (node, picked, pref, fallback, empty, first) in enumerate(rows):
+        end = rows[j + 1][5] if j + 1 < n else n_records
+        job_records = records[first * width:end * width]
+        pool = -1
+        if picked >= 0:
+            pool = int.from_bytes(job_records[picked * width:picked * width + 4], sys.byteorder, signed=True)
+        raw = (node, pool, pref, bool(fallback) or end - first > 1, empty, job_records)
+        results.append((to_selection(snapshot, raw, None), node))
+    return results

@@ -1,0 +1,194 @@
+"""``RuntimeSnapshot``: the immutable struct-of-arrays copy of what dispatch reads.
+
+Built in one pass from the fleet (the legacy structures) and the shared load
+table; a new generation is built whenever the topology changes (nodes,
+status, services, languages, pools, config). Load-only heartbeats and
+reservations never rebuild it: they write the load table, which every
+generation shares by slot.
+
+Nodes are numbered by sorted id and pools by sorted id, so index order is id
+order in both the arrays and the kernels. Language codes are interned to
+small integers once per generation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from . import _compat
+from .config import Phase3Config
+from .fleet import Fleet
+from .lang_index import PoolLanguageIndex, intern_languages, lang_bits, words_for
+from .loads import LoadTableLike
+from .model import NodeStatus, ServiceType
+from .nodes import NodeRecord, provides
+
+__all__ = ["RuntimeSnapshot", "build_snapshot", "STATUS_CODES"]
+
+STATUS_CODES = {
+    NodeStatus.READY: 0,
+    NodeStatus.REGISTERING: 1,
+    NodeStatus.DEGRADED: 1,
+    NodeStatus.DRAINING: 1,
+    NodeStatus.OFFLINE: 2,
+}
+_NF_HAS_GPU = 1
+_NF_PUBLIC = 2
+
+
+@dataclass(frozen=True, eq=False)
+class RuntimeSnapshot:
+    """One immutable snapshot generation (DESIGN §1 runtime domain)."""
+
+    version: int
+    cfg: Phase3Config
+    node_ids: tuple[str, ...]
+    node_index: Mapping[str, int]
+    node_serials: tuple[int, ...]
+    slots: tuple[int, ...]
+    pool_ids: tuple[int, ...]
+    pool_names: tuple[str, ...]
+    pool_index: Mapping[int, int]
+    lang_ids: Mapping[str, int]
+    index: PoolLanguageIndex
+    columns: Mapping[str, np.ndarray]
+    loads: LoadTableLike
+    compiled: Any = field(default=None)  # _hotpath.CompiledSnapshot, or None without the extension
+
+    @property
+    def n_nodes(self) -> int:
+        return len(self.node_ids)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by this generation's arrays, plus 40 bytes of load record per node."""
+        arrays = sum(a.nbytes for a in self.columns.values())
+        return arrays + 40 * self.n_nodes
+
+    @property
+    def bytes_per_node(self) -> float:
+        return self.nbytes / self.n_nodes if self.n_nodes else 0.0
+
+    def tenant_pool(self, tenant_id: str | None) -> int:
+        """Pool index of the tenant's override, or -1."""
+        if tenant_id is None:
+            return -1
+        pool_id = self.cfg.tenant_overrides.get(tenant_id)
+        return -1 if pool_id is None else self.pool_index.get(pool_id, -1)
+
+
+def _node_languages(record: NodeRecord) -> set[str]:
+    caps = record.capabilities
+    langs = set(caps.asr) | set(caps.tts) | set(caps.semantic) | set(caps.nmt_languages)
+    for src, tgt in caps.nmt_pairs:
+        langs.add(src)
+        langs.add(tgt)
+    return langs
+
+
+def build_snapshot(fleet: Fleet, loads: LoadTableLike, version: int) -> RuntimeSnapshot:
+    """Copy what dispatch needs out of ``fleet`` (the caller keeps it still)."""
+    node_ids = tuple(fleet.live_nodes())
+    records = [fleet.nodes[nid] for nid in node_ids]
+    node_index = {nid: i for i, nid in enumerate(node_ids)}
+    pools = fleet.ordered_pools()
+    langs: set[str] = {lang for p in pools for lang in p.languages}
+    for record in records:
+        langs |= _node_languages(record)
+    lang_ids = intern_languages(langs)
+    index = PoolLanguageIndex(pools, fleet.cfg, lang_ids)
+    columns = {**_node_columns(records, fleet, lang_ids), **index.columns()}
+    mem_lists = [[node_index[nid] for nid in fleet.members[p.pool_id]] for p in pools]
+    columns["mem_ptr"] = np.zeros(len(pools) + 1, dtype=np.int32)
+    columns["mem_ptr"][1:] = np.cumsum([len(m) for m in mem_lists], dtype=np.int64)
+    columns["mem_idx"] = np.fromiter(
+        (i for m in mem_lists for i in m), dtype=np.int32, count=int(columns["mem_ptr"][-1])
+    )
+    for arr in columns.values():
+        arr.setflags(write=False)
+    cfg = fleet.cfg
+    compiled = None
+    if _compat.HAVE_HOTPATH:
+        compiled = _compat.hotpath.CompiledSnapshot(loads, dict(columns), _kernel_config(cfg, len(lang_ids)))
+    return RuntimeSnapshot(
+        version=version,
+        cfg=cfg,
+        node_ids=node_ids,
+        node_index=node_index,
+        node_serials=tuple(r.serial for r in records),
+        slots=tuple(r.slot for r in records),
+        pool_ids=tuple(p.pool_id for p in pools),
+        pool_names=tuple(p.name for p in pools),
+        pool_index={p.pool_id: i for i, p in enumerate(pools)},
+        lang_ids=lang_ids,
+        index=index,
+        columns=columns,
+        loads=loads,
+        compiled=compiled,
+    )
+
+
+def _kernel_config(cfg: Phase3Config, n_langs: int) -> dict[str, Any]:
+    return {
+        "n_langs": n_langs,
+        "words": words_for(n_langs),
+        "two_level": cfg.two_level,
+        "strict": cfg.strict_pool_eligibility,
+        "fallback_all": cfg.fallback_scan_all_pools,
+        "affinity": cfg.enable_session_affinity,
+        "scope_all": cfg.pool_match_scope == "all_required",
+        "mode_exact": cfg.pool_match_mode == "exact",
+        "seed": cfg.hash_seed,
+        "sample_size": cfg.random_sample_size,
+        "threshold": float(cfg.resource_threshold),
+        "timeout": float(cfg.heartbeat_timeout_s),
+    }
+
+
+def _node_columns(records: list[NodeRecord], fleet: Fleet, lang_ids: Mapping[str, int]) -> dict[str, np.ndarray]:
+    n = len(records)
+    n_langs = len(lang_ids)
+    words = words_for(n_langs)
+    status = np.empty(n, dtype=np.uint8)
+    flags = np.empty(n, dtype=np.uint8)
+    provided = np.empty(n, dtype=np.uint8)
+    max_jobs = np.empty(n, dtype=np.int32)
+    slots = np.empty(n, dtype=np.int32)
+    bitsets = {name: np.zeros((n, words), dtype=np.uint64) for name in ("asr", "tts", "nmt", "nmt_tgt")}
+    encoded = [r.node_id.encode("utf-8") for r in records]
+    pair_lists: list[list[int]] = []
+    for i, record in enumerate(records):
+        info, caps = record.info, record.capabilities
+        status[i] = STATUS_CODES[record.status]
+        flags[i] = (_NF_HAS_GPU if info.has_gpu else 0) | (_NF_PUBLIC if info.accept_public_jobs else 0)
+        provided[i] = sum(int(kind) for kind in ServiceType if provides(record.services, kind, fleet.core))
+        max_jobs[i] = info.max_concurrent_jobs
+        slots[i] = record.slot
+        bitsets["asr"][i] = lang_bits(caps.asr, lang_ids, words)
+        bitsets["tts"][i] = lang_bits(caps.tts, lang_ids, words)
+        bitsets["nmt"][i] = lang_bits(caps.nmt_languages, lang_ids, words)
+        bitsets["nmt_tgt"][i] = lang_bits((t for _, t in caps.nmt_pairs), lang_ids, words)
+        pair_lists.append(sorted(lang_ids[s] * n_langs + lang_ids[t] for s, t in caps.nmt_pairs))
+    id_ptr = np.zeros(n + 1, dtype=np.int64)
+    id_ptr[1:] = np.cumsum([len(b) for b in encoded], dtype=np.int64)
+    pair_ptr = np.zeros(n + 1, dtype=np.int32)
+    pair_ptr[1:] = np.cumsum([len(p) for p in pair_lists], dtype=np.int64)
+    return {
+        "slot": slots,
+        "status": status,
+        "node_flags": flags,
+        "provides": provided,
+        "max_jobs": max_jobs,
+        "id_ptr": id_ptr,
+        "id_bytes": np.frombuffer(b"".join(encoded), dtype=np.uint8).copy(),
+        "asr_bits": bitsets["asr"].reshape(-1),
+        "tts_bits": bitsets["tts"].reshape(-1),
+        "nmt_bits": bitsets["nmt"].reshape(-1),
+        "nmt_tgt_bits": bitsets["nmt_tgt"].reshape(-1),
+        "pair_ptr": pair_ptr,
+        "pair_codes": np.fromiter((c for p in pair_lists for c in p), dtype=np.int32, count=int(pair_ptr[-1])),
+    }
