@@ -264,11 +264,8 @@ class Phase3Config:
     def from_toml(cls, path: str | Path) -> Phase3Config:
         """Load a TOML file. A ``[phase3]`` table, if present, holds the config."""
         data = _load_toml(path)
-        section = data.get("phase3", data)
-        if not isinstance(section, Mapping):
-            raise ConfigError(f"{path}: [phase3] must be a table")
         try:
-            return cls.from_dict(section)
+            return cls.from_dict(_section(data, "phase3"))
         except ConfigError as exc:
             raise ConfigError(f"{path}: {exc}") from None
 
@@ -278,13 +275,28 @@ class Phase3Config:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"malformed TOML: {exc}") from None
-        return cls.from_dict(data.get("phase3", data))
+        return cls.from_dict(_section(data, "phase3"))
 
     def to_toml(self) -> str:
         """The config as TOML text (``from_toml_string`` reads it back equal)."""
         import tomli_w
 
         return tomli_w.dumps(self.to_dict())
+
+
+_SECTIONS = ("phase3", "core_services")
+
+
+def _section(data: Mapping[str, Any], name: str) -> Mapping[str, Any]:
+    """The ``[name]`` table of a config file; a file with neither section is the
+    table itself (top-level keys)."""
+    if any(s in data for s in _SECTIONS):
+        section = data.get(name, {})
+    else:
+        section = data
+    if not isinstance(section, Mapping):
+        raise ConfigError(f"[{name}] must be a table, got {section!r}")
+    return section
 
 
 def _load_toml(path: str | Path) -> dict[str, Any]:
@@ -334,6 +346,7 @@ class CoreServicesConfig:
     @classmethod
     def from_toml(cls, path: str | Path) -> CoreServicesConfig:
         data = _load_toml(path)
-        section = data.get("core_services", data)
-        return cls.from_dict(section)
-
+        try:
+            return cls.from_dict(_section(data, "core_services"))
+        except ConfigError as exc:
+            raise ConfigError(f"{path}: {exc}") from None

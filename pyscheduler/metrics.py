@@ -13,8 +13,8 @@ from typing import Any
 __all__ = ["Histogram", "Metrics", "LATENCY_BUCKETS_S"]
 
 LATENCY_BUCKETS_S: tuple[float, ...] = tuple(
-    m * 10.0**e for e in range(-6, 1) for m in (1, 2, 5)
-)  # 1 µs … 5 s; anything above lands in the overflow bucket
+    float(f"{m}e{e}") for e in range(-6, 1) for m in (1, 2, 5)
+)  # 1 µs … 5 s, exact decimals; anything above lands in the overflow bucket
 
 
 class Histogram:
