@@ -171,6 +171,22 @@ cdef enum:
 
 N_REASONS = N_CHECK_REASONS
 ATTEMPT_WIDTH = ATT_WIDTH
+REASON_CODES = {  # reason name -> kernel code; must match pyscheduler.model.CHECK_REASONS order
+    "excluded": R_EXCLUDED,
+    "offline": R_OFFLINE,
+    "status_not_ready": R_STATUS_NOT_READY,
+    "heartbeat_stale": R_HEARTBEAT_STALE,
+    "gpu_unavailable": R_GPU_UNAVAILABLE,
+    "not_in_public_pool": R_NOT_IN_PUBLIC_POOL,
+    "model_not_available": R_MODEL_NOT_AVAILABLE,
+    "asr_lang_unsupported": R_ASR_LANG_UNSUPPORTED,
+    "lang_pair_unsupported": R_LANG_PAIR_UNSUPPORTED,
+    "tts_lang_unsupported": R_TTS_LANG_UNSUPPORTED,
+    "capacity_exceeded": R_CAPACITY_EXCEEDED,
+    "resource_threshold_exceeded": R_RESOURCE_THRESHOLD_EXCEEDED,
+    "no_eligible_pool": R_NO_ELIGIBLE_POOL,
+    "no_nodes": R_NO_NODES,
+}
 MAX_SLOTS = <Py_ssize_t>MAX_CHUNKS * CHUNK_SIZE
 
 
