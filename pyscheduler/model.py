@@ -140,6 +140,7 @@ class LanguageCapabilities:
     semantic: tuple[str, ...] = ()
     nmt_languages: tuple[str, ...] = ()
     nmt_pairs: tuple[tuple[str, str], ...] = ()
+    _hash: int = field(default=0, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         err = InvalidRequestError
@@ -148,6 +149,18 @@ class LanguageCapabilities:
             object.__setattr__(self, name, langs)
         pairs = normalize_pairs(self.nmt_pairs, "LanguageCapabilities.nmt_pairs", err)
         object.__setattr__(self, "nmt_pairs", pairs)
+        key = (self.asr, self.tts, self.semantic, self.nmt_languages, self.nmt_pairs)
+        object.__setattr__(self, "_hash", hash(key))
+
+    def __hash__(self) -> int:  # cached: snapshots key their encodings by capabilities
+        return self._hash
+
+    def all_languages(self) -> frozenset[str]:
+        """Every code the node mentions, for any service (pairs included)."""
+        pair_langs = {lang for pair in self.nmt_pairs for lang in pair}
+        return frozenset(self.asr) | frozenset(self.tts) | frozenset(self.semantic) | frozenset(
+            self.nmt_languages
+        ) | pair_langs
 
     def language_set(self) -> frozenset[str]:
         """The node's language set (DESIGN §6): its semantic languages, or else all it serves."""

@@ -37,9 +37,10 @@ def installed_types(services: tuple[InstalledService, ...]) -> ServiceType:
     return mask
 
 
-def is_healthy(hb: Heartbeat, services: tuple[InstalledService, ...]) -> bool:
-    """A healthy beat: usages finite in [0, 100] (the Heartbeat guarantees it), at
-    least one core type installed, and every installed core service RUNNING."""
+def is_healthy(services: tuple[InstalledService, ...]) -> bool:
+    """Whether a beat reporting ``services`` is healthy: its usages are finite in
+    [0, 100] (every Heartbeat guarantees it), at least one core type is
+    installed, and every installed core service is RUNNING."""
     core = [s for s in services if s.type & CORE_TYPES]
     return bool(core) and all(s.state is ServiceState.RUNNING for s in core)
 
@@ -73,6 +74,7 @@ class NodeRecord:
     disconnected: bool = False
     pool_ids: tuple[int, ...] = ()
     services: tuple[InstalledService, ...] = field(default=())
+    services_healthy: bool = False  # is_healthy(services), kept with services
     capabilities: LanguageCapabilities = field(default_factory=LanguageCapabilities)
 
     @classmethod
@@ -87,6 +89,7 @@ class NodeRecord:
             serial=serial,
             loads=loads,
             services=info.installed_services,
+            services_healthy=is_healthy(info.installed_services),
             capabilities=info.language_capabilities,
         )
 
@@ -125,7 +128,9 @@ class NodeRecord:
             self.capabilities = hb.language_capabilities
             changed = True
         self.loads.set_load(self.slot, hb.cpu_usage, hb.memory_usage, hb.gpu_usage, hb.current_jobs, now)
-        self._transition(is_healthy(hb, self.services))
+        if changed:
+            self.services_healthy = is_healthy(self.services)
+        self._transition(self.services_healthy)
         return changed
 
     def _transition(self, healthy: bool) -> None:

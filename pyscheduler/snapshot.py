@@ -13,7 +13,7 @@ small integers once per generation.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,9 +22,9 @@ import numpy as np
 from . import _compat
 from .config import Phase3Config
 from .fleet import Fleet
-from .lang_index import PoolLanguageIndex, intern_languages, lang_bits, words_for
+from .lang_index import PoolLanguageIndex, intern_languages, words_for
 from .loads import LoadTableLike
-from .model import NodeStatus, ServiceType
+from .model import InstalledService, LanguageCapabilities, NodeStatus, ServiceType
 from .nodes import NodeRecord, provides
 
 __all__ = ["RuntimeSnapshot", "build_snapshot", "STATUS_CODES"]
@@ -81,15 +81,6 @@ class RuntimeSnapshot:
         return -1 if pool_id is None else self.pool_index.get(pool_id, -1)
 
 
-def _node_languages(record: NodeRecord) -> set[str]:
-    caps = record.capabilities
-    langs = set(caps.asr) | set(caps.tts) | set(caps.semantic) | set(caps.nmt_languages)
-    for src, tgt in caps.nmt_pairs:
-        langs.add(src)
-        langs.add(tgt)
-    return langs
-
-
 def build_snapshot(fleet: Fleet, loads: LoadTableLike, version: int) -> RuntimeSnapshot:
     """Copy what dispatch needs out of ``fleet`` (the caller keeps it still)."""
     node_ids = tuple(fleet.live_nodes())
@@ -97,8 +88,8 @@ def build_snapshot(fleet: Fleet, loads: LoadTableLike, version: int) -> RuntimeS
     node_index = {nid: i for i, nid in enumerate(node_ids)}
     pools = fleet.ordered_pools()
     langs: set[str] = {lang for p in pools for lang in p.languages}
-    for record in records:
-        langs |= _node_languages(record)
+    for caps in dict.fromkeys(r.capabilities for r in records):  # each distinct set once
+        langs |= caps.all_languages()
     lang_ids = intern_languages(langs)
     index = PoolLanguageIndex(pools, fleet.cfg, lang_ids)
     columns = {**_node_columns(records, fleet, lang_ids), **index.columns()}
@@ -149,46 +140,76 @@ def _kernel_config(cfg: Phase3Config, n_langs: int) -> dict[str, Any]:
     }
 
 
+def _mask(langs: Iterable[str], lang_ids: Mapping[str, int]) -> int:
+    """A language bitset as a Python int (bit i = language id i)."""
+    m = 0
+    for code in langs:
+        m |= 1 << lang_ids[code]
+    return m
+
+
+def _words(masks: list[int], words: int) -> np.ndarray:
+    """Python-int bitsets as ``words`` uint64 words each, flattened."""
+    if words == 1:
+        return np.array(masks, dtype=np.uint64)
+    out = np.empty((len(masks), words), dtype=np.uint64)
+    for i, m in enumerate(masks):
+        for w in range(words):
+            out[i, w] = (m >> (64 * w)) & 0xFFFF_FFFF_FFFF_FFFF
+    return out.reshape(-1)
+
+
 def _node_columns(records: list[NodeRecord], fleet: Fleet, lang_ids: Mapping[str, int]) -> dict[str, np.ndarray]:
-    n = len(records)
+    """The per-node columns. Capabilities and service sets are shared by many
+    nodes, so each distinct one is encoded once per build."""
     n_langs = len(lang_ids)
     words = words_for(n_langs)
-    status = np.empty(n, dtype=np.uint8)
-    flags = np.empty(n, dtype=np.uint8)
-    provided = np.empty(n, dtype=np.uint8)
-    max_jobs = np.empty(n, dtype=np.int32)
-    slots = np.empty(n, dtype=np.int32)
-    bitsets = {name: np.zeros((n, words), dtype=np.uint64) for name in ("asr", "tts", "nmt", "nmt_tgt")}
-    encoded = [r.node_id.encode("utf-8") for r in records]
-    pair_lists: list[list[int]] = []
-    for i, record in enumerate(records):
+    caps_codes: dict[LanguageCapabilities, tuple[int, int, int, int, list[int]]] = {}
+    provided_by: dict[tuple[InstalledService, ...], int] = {}
+    columns: dict[str, list] = {name: [] for name in ("status", "flags", "provides", "max_jobs", "slot",
+                                                      "asr", "tts", "nmt", "nmt_tgt", "pairs")}
+    for record in records:
         info, caps = record.info, record.capabilities
-        status[i] = STATUS_CODES[record.status]
-        flags[i] = (_NF_HAS_GPU if info.has_gpu else 0) | (_NF_PUBLIC if info.accept_public_jobs else 0)
-        provided[i] = sum(int(kind) for kind in ServiceType if provides(record.services, kind, fleet.core))
-        max_jobs[i] = info.max_concurrent_jobs
-        slots[i] = record.slot
-        bitsets["asr"][i] = lang_bits(caps.asr, lang_ids, words)
-        bitsets["tts"][i] = lang_bits(caps.tts, lang_ids, words)
-        bitsets["nmt"][i] = lang_bits(caps.nmt_languages, lang_ids, words)
-        bitsets["nmt_tgt"][i] = lang_bits((t for _, t in caps.nmt_pairs), lang_ids, words)
-        pair_lists.append(sorted(lang_ids[s] * n_langs + lang_ids[t] for s, t in caps.nmt_pairs))
-    id_ptr = np.zeros(n + 1, dtype=np.int64)
+        codes = caps_codes.get(caps)
+        if codes is None:
+            codes = caps_codes[caps] = (
+                _mask(caps.asr, lang_ids),
+                _mask(caps.tts, lang_ids),
+                _mask(caps.nmt_languages, lang_ids),
+                _mask((t for _, t in caps.nmt_pairs), lang_ids),
+                sorted(lang_ids[a] * n_langs + lang_ids[b] for a, b in caps.nmt_pairs),
+            )
+        provided = provided_by.get(record.services)
+        if provided is None:
+            provided = provided_by[record.services] = sum(
+                int(kind) for kind in ServiceType if provides(record.services, kind, fleet.core)
+            )
+        columns["status"].append(STATUS_CODES[record.status])
+        columns["flags"].append((_NF_HAS_GPU if info.has_gpu else 0) | (_NF_PUBLIC if info.accept_public_jobs else 0))
+        columns["provides"].append(provided)
+        columns["max_jobs"].append(info.max_concurrent_jobs)
+        columns["slot"].append(record.slot)
+        for name, code in zip(("asr", "tts", "nmt", "nmt_tgt", "pairs"), codes):
+            columns[name].append(code)
+    encoded = [r.node_id.encode("utf-8") for r in records]
+    id_ptr = np.zeros(len(records) + 1, dtype=np.int64)
     id_ptr[1:] = np.cumsum([len(b) for b in encoded], dtype=np.int64)
-    pair_ptr = np.zeros(n + 1, dtype=np.int32)
-    pair_ptr[1:] = np.cumsum([len(p) for p in pair_lists], dtype=np.int64)
+    pair_ptr = np.zeros(len(records) + 1, dtype=np.int32)
+    pair_ptr[1:] = np.cumsum([len(p) for p in columns["pairs"]], dtype=np.int64)
     return {
-        "slot": slots,
-        "status": status,
-        "node_flags": flags,
-        "provides": provided,
-        "max_jobs": max_jobs,
+        "slot": np.array(columns["slot"], dtype=np.int32),
+        "status": np.array(columns["status"], dtype=np.uint8),
+        "node_flags": np.array(columns["flags"], dtype=np.uint8),
+        "provides": np.array(columns["provides"], dtype=np.uint8),
+        "max_jobs": np.array(columns["max_jobs"], dtype=np.int32),
         "id_ptr": id_ptr,
         "id_bytes": np.frombuffer(b"".join(encoded), dtype=np.uint8).copy(),
-        "asr_bits": bitsets["asr"].reshape(-1),
-        "tts_bits": bitsets["tts"].reshape(-1),
-        "nmt_bits": bitsets["nmt"].reshape(-1),
-        "nmt_tgt_bits": bitsets["nmt_tgt"].reshape(-1),
+        "asr_bits": _words(columns["asr"], words),
+        "tts_bits": _words(columns["tts"], words),
+        "nmt_bits": _words(columns["nmt"], words),
+        "nmt_tgt_bits": _words(columns["nmt_tgt"], words),
         "pair_ptr": pair_ptr,
-        "pair_codes": np.fromiter((c for p in pair_lists for c in p), dtype=np.int32, count=int(pair_ptr[-1])),
+        "pair_codes": np.fromiter(
+            (c for p in columns["pairs"] for c in p), dtype=np.int32, count=int(pair_ptr[-1])
+        ),
     }

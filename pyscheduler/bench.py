@@ -1,0 +1,172 @@
+"""``pyscheduler bench``: the figures of DESIGN §8, fast and legacy in the same run.
+
+Per workload: single-call ``select_node`` latency (p50/p99) on each path and
+their ratio, batch decisions per second, load-only heartbeat latency,
+snapshot build time and bytes per node. Every timed call is followed, outside
+the timing, by ``release`` so the fleet's load stays as the workload built it:
+each call sees the same steady state.
+
+Shared machines are noisy: the figures are medians and percentiles over many
+calls, and the ratio is taken between paths measured in the same process,
+interleaved in rounds so a burst of noise hits both.
+"""
+
+from __future__ import annotations
+
+import gc
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from . import _compat
+from .flags import MigrationFlags
+from .model import Heartbeat, JobRequest
+from .registry import NodeRegistry
+from .workloads import Workload, build_registry, make_jobs, make_workload
+
+__all__ = ["BenchResult", "run_bench", "format_table", "DEFAULT_CALLS"]
+
+DEFAULT_CALLS = {"small": 20_000, "10k": 20_000, "100k": 10_000}
+LEGACY_CALLS = {"small": 5_000, "10k": 1_000, "100k": 200}
+BATCH_JOBS = 10_000
+_CLOCK_NOW = 1_000.0  # a fixed clock: nothing goes stale while we measure
+
+
+@dataclass(frozen=True)
+class BenchResult:
+    """The DESIGN §8 figures for one workload (times in microseconds unless named)."""
+
+    workload: str
+    nodes: int
+    pools: int
+    fast_p50_us: float
+    fast_p99_us: float
+    legacy_p50_us: float
+    legacy_p99_us: float
+    speedup_p50: float
+    speedup_mean: float
+    batch_decisions_per_s: float
+    heartbeat_p50_us: float
+    snapshot_build_ms: float
+    snapshot_bytes_per_node: float
+    fast_calls: int
+    legacy_calls: int
+    extension: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _timed_selects(registry: NodeRegistry, jobs: Sequence[JobRequest]) -> np.ndarray:
+    """Per-call latency in ns; each selection is released after its timing."""
+    select, release, clock = registry.select_node, registry.release, time.perf_counter_ns
+    out = np.empty(len(jobs), dtype=np.int64)
+    for i, job in enumerate(jobs):
+        t0 = clock()
+        selection = select(job)
+        out[i] = clock() - t0
+        if selection.reservation is not None:
+            release(selection)
+    return out
+
+
+def _batch_rate(registry: NodeRegistry, jobs: Sequence[JobRequest], rounds: int = 5) -> float:
+    rates = []
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        selections = registry.select_nodes_batch(jobs)
+        elapsed = time.perf_counter() - t0
+        rates.append(len(jobs) / elapsed)
+        for s in selections:
+            if s.reservation is not None:
+                registry.release(s)
+    return float(np.median(rates))
+
+
+def _heartbeat_p50(registry: NodeRegistry, workload: Workload, count: int = 20_000) -> float:
+    ids = [info.node_id for info in workload.nodes]
+    beats = workload.initial_heartbeats
+    samples = np.empty(count, dtype=np.int64)
+    update, clock = registry.update_node_heartbeat, time.perf_counter_ns
+    for i in range(count):
+        k = i % len(ids)
+        b = beats[k]
+        beat = Heartbeat(b.cpu_usage, b.memory_usage, b.gpu_usage, b.current_jobs)
+        t0 = clock()
+        update(ids[k], beat)
+        samples[i] = clock() - t0
+    return float(np.median(samples)) / 1e3
+
+
+def bench_workload(name: str, *, seed: int = 1, calls: int | None = None, legacy_calls: int | None = None) -> BenchResult:
+    """Measure one workload on both paths (the fast path needs the extension)."""
+    workload = make_workload(name, seed)
+    calls = DEFAULT_CALLS.get(name, 20_000) if calls is None else calls
+    legacy_calls = LEGACY_CALLS.get(name, 1_000) if legacy_calls is None else legacy_calls
+    jobs = make_jobs(workload, max(calls, BATCH_JOBS), seed)
+    fast_reg = build_registry(workload, clock=lambda: _CLOCK_NOW, flags=MigrationFlags.all_on())
+    legacy_reg = build_registry(workload, clock=lambda: _CLOCK_NOW)
+    t0 = time.perf_counter()
+    snapshot = fast_reg.snapshot()
+    build_ms = (time.perf_counter() - t0) * 1e3
+    gc.collect()
+    fast_ns: list[np.ndarray] = []
+    legacy_ns: list[np.ndarray] = []
+    rounds = 5  # interleave the paths so noise hits both
+    for r in range(rounds):
+        fast_ns.append(_timed_selects(fast_reg, jobs[r * calls // rounds:(r + 1) * calls // rounds]))
+        legacy_ns.append(_timed_selects(legacy_reg, jobs[r * legacy_calls // rounds:(r + 1) * legacy_calls // rounds]))
+    fast_all, legacy_all = np.concatenate(fast_ns) / 1e3, np.concatenate(legacy_ns) / 1e3
+    return BenchResult(
+        workload=name,
+        nodes=snapshot.n_nodes,
+        pools=len(snapshot.pool_ids),
+        fast_p50_us=float(np.percentile(fast_all, 50)),
+        fast_p99_us=float(np.percentile(fast_all, 99)),
+        legacy_p50_us=float(np.percentile(legacy_all, 50)),
+        legacy_p99_us=float(np.percentile(legacy_all, 99)),
+        speedup_p50=float(np.percentile(legacy_all, 50) / np.percentile(fast_all, 50)),
+        speedup_mean=float(legacy_all.mean() / fast_all.mean()),
+        batch_decisions_per_s=_batch_rate(fast_reg, jobs[:BATCH_JOBS]),
+        heartbeat_p50_us=_heartbeat_p50(fast_reg, workload),
+        snapshot_build_ms=build_ms,
+        snapshot_bytes_per_node=snapshot.bytes_per_node,
+        fast_calls=len(fast_all),
+        legacy_calls=len(legacy_all),
+        extension=_compat.HAVE_HOTPATH,
+    )
+
+
+def run_bench(workloads: Sequence[str], *, seed: int = 1, calls: int | None = None) -> list[BenchResult]:
+    if not _compat.HAVE_HOTPATH:
+        raise RuntimeError("pyscheduler bench compares the compiled fast path: the extension is not available")
+    return [bench_workload(name, seed=seed, calls=calls) for name in workloads]
+
+
+_COLUMNS = (
+    ("workload", "workload", "{}"),
+    ("nodes", "nodes", "{:,}"),
+    ("pools", "pools", "{:,}"),
+    ("fast p50 µs", "fast_p50_us", "{:.2f}"),
+    ("fast p99 µs", "fast_p99_us", "{:.2f}"),
+    ("legacy p50 µs", "legacy_p50_us", "{:.1f}"),
+    ("legacy p99 µs", "legacy_p99_us", "{:.1f}"),
+    ("speed-up p50", "speedup_p50", "{:.0f}×"),
+    ("batch decisions/s", "batch_decisions_per_s", "{:,.0f}"),
+    ("heartbeat p50 µs", "heartbeat_p50_us", "{:.2f}"),
+    ("snapshot ms", "snapshot_build_ms", "{:.1f}"),
+    ("bytes/node", "snapshot_bytes_per_node", "{:.0f}"),
+)
+
+
+def format_table(results: Sequence[BenchResult]) -> str:
+    """A plain-text table, one row per workload."""
+    header = [title for title, _, _ in _COLUMNS]
+    rows = [[fmt.format(getattr(r, key)) for _, key, fmt in _COLUMNS] for r in results]
+    widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(header)]
+    lines = ["  ".join(h.rjust(w) for h, w in zip(header, widths))]
+    lines += ["  ".join(c.rjust(w) for c, w in zip(row, widths)) for row in rows]
+    return "\n".join(lines)
