@@ -40,9 +40,16 @@ def installed_types(services: tuple[InstalledService, ...]) -> ServiceType:
 def is_healthy(services: tuple[InstalledService, ...]) -> bool:
     """Whether a beat reporting ``services`` is healthy: its usages are finite in
     [0, 100] (every Heartbeat guarantees it), at least one core type is
-    installed, and every installed core service is RUNNING."""
-    core = [s for s in services if s.type & CORE_TYPES]
-    return bool(core) and all(s.state is ServiceState.RUNNING for s in core)
+    installed, and every installed core *type* is RUNNING — some service of
+    that type runs (a stopped spare beside a running one is fine)."""
+    installed = ServiceType(0)
+    running = ServiceType(0)
+    for s in services:
+        if s.type & CORE_TYPES:
+            installed |= s.type
+            if s.state is ServiceState.RUNNING:
+                running |= s.type
+    return bool(installed) and running == installed
 
 
 def provides(services: tuple[InstalledService, ...], kind: ServiceType, core: CoreServicesConfig) -> bool:
@@ -69,6 +76,7 @@ class NodeRecord:
     serial: int
     loads: LoadTableLike
     status: NodeStatus = NodeStatus.REGISTERING
+    warmup_since: float = 0.0  # when the node last entered REGISTERING
     unhealthy_streak: int = 0
     draining: bool = False
     disconnected: bool = False
@@ -85,6 +93,7 @@ class NodeRecord:
         return cls(
             info=info,
             registered_at=now,
+            warmup_since=now,
             slot=slot,
             serial=serial,
             loads=loads,
@@ -130,10 +139,10 @@ class NodeRecord:
         self.loads.set_load(self.slot, hb.cpu_usage, hb.memory_usage, hb.gpu_usage, hb.current_jobs, now)
         if changed:
             self.services_healthy = is_healthy(self.services)
-        self._transition(self.services_healthy)
+        self._transition(self.services_healthy, now)
         return changed
 
-    def _transition(self, healthy: bool) -> None:
+    def _transition(self, healthy: bool, now: float) -> None:
         """The heartbeat edges of the lifecycle."""
         self.unhealthy_streak = 0 if healthy else self.unhealthy_streak + 1
         status = self.status
@@ -141,8 +150,11 @@ class NodeRecord:
             # re-admission of a node that timed out (disconnected nodes never get here)
             if self.draining:
                 self.status = NodeStatus.DRAINING
-            else:
-                self.status = NodeStatus.READY if healthy else NodeStatus.REGISTERING
+            elif healthy:
+                self.status = NodeStatus.READY
+            else:  # back to warm-up: it gets a full warmup_s again
+                self.status = NodeStatus.REGISTERING
+                self.warmup_since = now
         elif status in (NodeStatus.REGISTERING, NodeStatus.DEGRADED):
             if healthy:
                 self.status = NodeStatus.READY
@@ -158,7 +170,7 @@ class NodeRecord:
         if now - self.last_heartbeat > timeout_s:
             self.status = NodeStatus.OFFLINE
             return True
-        if self.status is NodeStatus.REGISTERING and now - self.registered_at > warmup_s:
+        if self.status is NodeStatus.REGISTERING and now - self.warmup_since > warmup_s:
             self.status = NodeStatus.DEGRADED
             return True
         return False
