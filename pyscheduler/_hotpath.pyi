@@ -3,6 +3,9 @@
 
 from typing import Final
 
+import numpy as np
+import numpy.typing as npt
+
 FNV64_OFFSET_BASIS: Final[int]  # 0xcbf29ce484222325
 FNV64_PRIME: Final[int]  # 0x100000001b3
 
@@ -17,3 +20,77 @@ def pool_hash(routing_key: str, seed: int) -> int:
 
 def tiebreak_hash(routing_key: str, node_id: str) -> int:
     """``fnv1a64((routing_key + node_id).encode("utf-8"))``. TypeError for non-str."""
+
+
+N_REASONS: Final[int]  # 12 node-check reasons
+ATTEMPT_WIDTH: Final[int]  # int32 per attempt record: pool index, total, 12 counts
+MAX_SLOTS: Final[int]
+REASON_CODES: Final[dict[str, int]]  # reason name -> kernel code (CHECK_REASONS order)
+
+class LoadTable:
+    """Per-node load records by slot, in chunks that never move; atomic counters."""
+
+    @property
+    def capacity(self) -> int: ...
+    def ensure(self, slot: int) -> None: ...
+    def reset(self, slot: int, now: float) -> None: ...
+    def set_load(
+        self,
+        slot: int,
+        cpu_usage: float,
+        memory_usage: float,
+        gpu_usage: float | None,
+        running: int,
+        last_heartbeat: float,
+    ) -> None: ...
+    def get(self, slot: int) -> tuple[int, int, float, float, float | None, float]: ...
+    def running(self, slot: int) -> int: ...
+    def reserved(self, slot: int) -> int: ...
+    def try_reserve(self, slot: int, max_jobs: int) -> bool: ...
+    def unreserve(self, slot: int) -> bool: ...
+    def commit(self, slot: int) -> bool: ...
+
+class CompiledSnapshot:
+    """The typed, range-checked view of one snapshot generation the kernels scan."""
+
+    loads: LoadTable
+    n_nodes: int
+    n_pools: int
+    n_langs: int
+    words: int
+
+    def __init__(
+        self, loads: LoadTable, columns: dict[str, npt.NDArray[np.generic]], config: dict[str, object]
+    ) -> None: ...
+    def select(
+        self,
+        src: int,
+        tgt: int,
+        types: int,
+        public: bool,
+        preferred: int,
+        tenant_pool: int,
+        bound_pool: int,
+        only_pool: int,
+        key: str,
+        excluded: npt.NDArray[np.int32] | None,
+        now: float,
+        reserve_node: bool = True,
+    ) -> tuple[int, int, int, bool, int, bytes]: ...
+    def select_batch(
+        self,
+        src: npt.NDArray[np.int32],
+        tgt: npt.NDArray[np.int32],
+        types: npt.NDArray[np.int32],
+        public: npt.NDArray[np.uint8],
+        preferred: npt.NDArray[np.int32],
+        tenant_pool: npt.NDArray[np.int32],
+        h_key: npt.NDArray[np.uint64],
+        excl_ptr: npt.NDArray[np.int64],
+        excl_idx: npt.NDArray[np.int32],
+        now: float,
+        out: npt.NDArray[np.int32],
+    ) -> bytes: ...
+    def eligible_pools(self, src: int, tgt: int, types: int) -> list[int]: ...
+    def covered_pools(self, langs: npt.NDArray[np.uint64]) -> list[int]: ...
+    def key_hash(self, key: str) -> int: ...

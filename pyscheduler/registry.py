@@ -422,23 +422,7 @@ class NodeRegistry:
         with self._locked("select_node_from_pool"):
             pool = self._fleet.pool(pool_id)
             now = self._clock()
-            attempt, survivors = legacy.scan_pool(self._fleet, pool, job, now)
-            node = None
-            while survivors:
-                node = legacy.pick(survivors, job)
-                if node is not None and self._reserve_locked(node):
-                    break
-                survivors.remove(node)
-                node = None
-            selection = Selection(
-                node.node_id if node else None,
-                pool_id if node else None,
-                pool_id,
-                False,
-                attempt.breakdown,
-                (attempt,),
-                "legacy",
-            )
+            selection, node = legacy.select_from_pool(self._fleet, pool, job, now, self._reserve_locked)
             return self._finish(selection, node, now)
 
     def select_nodes_batch(self, jobs: Sequence[JobRequest]) -> list[Selection]:

@@ -39,6 +39,8 @@ __all__ = [
     "pick",
     "scan_pool",
     "select",
+    "select_from_pool",
+    "pick_and_reserve",
 ]
 
 _NOT_READY = (NodeStatus.REGISTERING, NodeStatus.DEGRADED, NodeStatus.DRAINING)
@@ -230,13 +232,37 @@ def select(
     for pool in plan.pools:
         attempt, survivors = scan_pool(fleet, pool, job, now)
         attempts.append(attempt)
-        while survivors:
-            node = pick(survivors, job)
-            assert node is not None
-            if reserve is None or reserve(node):
-                return _result(plan, attempts, attempt, node.node_id), node
-            survivors.remove(node)
+        node = pick_and_reserve(survivors, job, reserve)
+        if node is not None:
+            return _result(plan, attempts, attempt, node.node_id), node
     return _result(plan, attempts, attempts[0], None), None
+
+
+def select_from_pool(
+    fleet: Fleet,
+    pool: PoolConfig,
+    job: JobRequest,
+    now: float,
+    reserve: Callable[[NodeRecord], bool] | None = None,
+) -> tuple[Selection, NodeRecord | None]:
+    """Stages 3-6 in one given pool only (eligible or not)."""
+    attempt, survivors = scan_pool(fleet, pool, job, now)
+    node = pick_and_reserve(survivors, job, reserve)
+    plan = PoolPlan((pool,), pool.pool_id)
+    return _result(plan, [attempt], attempt, None if node is None else node.node_id), node
+
+
+def pick_and_reserve(
+    survivors: list[NodeRecord], job: JobRequest, reserve: Callable[[NodeRecord], bool] | None
+) -> NodeRecord | None:
+    """Stages 5-6: pick; if the reservation loses a race, pick again without that node."""
+    while survivors:
+        node = pick(survivors, job)
+        assert node is not None
+        if reserve is None or reserve(node):
+            return node
+        survivors.remove(node)
+    return None
 
 
 def _result(plan: PoolPlan, attempts: list[Attempt], chosen: Attempt, node_id: str | None) -> Selection:
