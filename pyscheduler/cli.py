@@ -1,0 +1,403 @@
+"""The ``pyscheduler`` command line.
+
+- ``pyscheduler simulate --workload small|10k|100k --jobs N --seed S [--json]``:
+  run a standard workload in simulated time (:mod:`pyscheduler.simulation`)
+  and print decisions/s, latency percentiles, success rate, rejections and
+  the busiest pools.
+- ``pyscheduler explain (--config FILE --fleet FILE | --workload NAME) --job SRC:TGT``:
+  place one job and show every pool tried with its rejection breakdown.
+- ``pyscheduler validate-config FILE``: load a Phase3 TOML config, print
+  ``OK: N pools`` or the error.
+
+Exit status: 0 success, 1 invalid input (bad config, fleet or job), 2 usage
+error. Errors print one line on stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from typing import NoReturn, TextIO
+
+from .config import Phase3Config
+from .errors import InvalidRequestError, SchedulerError
+from .flags import MigrationFlags
+from .model import CORE_TYPES, JobRequest, Selection, parse_service_types
+from .simulation import SimulationReport, VirtualClock, simulate
+from .workloads import WORKLOADS, build_registry, make_workload
+
+__all__ = ["build_parser", "format_report", "format_selection", "main"]
+
+PROG = "pyscheduler"
+
+
+class _UsageError(Exception):
+    """Arguments that parse but do not fit together (exit 2)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors print one line (not the usage block) and exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog=PROG,
+        description="Scheduling core of a real-time speech-translation dispatcher.",
+    )
+    sub = parser.add_subparsers(
+        dest="command", metavar="COMMAND", parser_class=_Parser, required=True
+    )
+
+    sim = sub.add_parser(
+        "simulate",
+        help="run a standard workload in simulated time and report the figures",
+        description="Run a standard workload (DESIGN §8) through select_node in simulated time.",
+    )
+    sim.add_argument(
+        "--workload", choices=WORKLOADS, default="small", help="standard workload (default: small)"
+    )
+    sim.add_argument(
+        "--jobs", type=_positive_int, default=1000, help="jobs to place (default: 1000)"
+    )
+    sim.add_argument(
+        "--seed", type=_seed, default=1, help="seed of workload, jobs and events (default: 1)"
+    )
+    sim.add_argument("--json", action="store_true", help="print the report as JSON")
+    sim.add_argument(
+        "--no-heartbeats", action="store_true", help="nodes send only their first heartbeat"
+    )
+    sim.add_argument(
+        "--job-interval-ms",
+        type=_positive_float,
+        default=None,
+        help="simulated time between jobs (default: offers half the fleet's capacity)",
+    )
+    sim.add_argument(
+        "--fast", action="store_true", help="turn every migration flag on (the fast path)"
+    )
+    sim.add_argument(
+        "--top", type=_positive_int, default=10, help="pools shown in the table (default: 10)"
+    )
+    sim.set_defaults(func=_cmd_simulate)
+
+    exp = sub.add_parser(
+        "explain",
+        help="place one job and show why each node was or was not chosen",
+        description="Place one job on a fleet and print every pool tried with its breakdown.",
+    )
+    source = exp.add_argument_group("fleet (give --config and --fleet, or --workload)")
+    source.add_argument(
+        "--config", metavar="FILE", help="Phase3 config TOML (default: all defaults)"
+    )
+    source.add_argument("--fleet", metavar="FILE", help="fleet TOML: [[nodes]] tables")
+    source.add_argument("--workload", choices=WORKLOADS, help="use a standard workload instead")
+    source.add_argument("--seed", type=_seed, default=1, help="seed of --workload (default: 1)")
+    exp.add_argument(
+        "--job", required=True, metavar="SRC:TGT", help="language pair, e.g. zh:en or auto:en"
+    )
+    exp.add_argument(
+        "--types",
+        default=None,
+        metavar="TYPES",
+        help="required service types (default: ASR,NMT,TTS)",
+    )
+    exp.add_argument("--session", default=None, metavar="ID", help="session id")
+    exp.add_argument("--tenant", default=None, metavar="ID", help="tenant id")
+    exp.add_argument(
+        "--routing-key", default=None, metavar="KEY", help="routing key (default: the session id)"
+    )
+    exp.add_argument(
+        "--exclude",
+        action="extend",
+        nargs="+",
+        default=[],
+        metavar="ID",
+        help="node ids to exclude",
+    )
+    exp.add_argument(
+        "--private",
+        action="store_true",
+        help="a non-public job (nodes refusing public jobs qualify)",
+    )
+    exp.set_defaults(func=_cmd_explain)
+
+    val = sub.add_parser(
+        "validate-config",
+        help="check a Phase3 config TOML file",
+        description="Load a Phase3 config TOML file; print 'OK: N pools' or the error (exit 1).",
+    )
+    val.add_argument("file", metavar="FILE")
+    val.set_defaults(func=_cmd_validate)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit status."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, or a usage error already printed
+        return exc.code if isinstance(exc.code, int) else 2
+    try:
+        return args.func(args, sys.stdout)
+    except _UsageError as exc:
+        print(
+            f"{PROG} {args.command}: error: {exc} (see {PROG} {args.command} --help)",
+            file=sys.stderr,
+        )
+        return 2
+    except BrokenPipeError:
+        # The reader went away (``| head``): stop quietly, and keep the interpreter's
+        # final flush of stdout from raising again.
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
+        return 1
+    except (SchedulerError, ValueError, OSError) as exc:
+        print(f"{PROG} {args.command}: error: {_one_line(exc)}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"{PROG} {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return " ".join(text.split())
+
+
+# -- simulate --------------------------------------------------------------------------------
+
+
+def _cmd_simulate(args: argparse.Namespace, out: TextIO) -> int:
+    progress = None
+    if not args.json and sys.stderr.isatty():
+
+        def progress(done: int, total: int) -> None:
+            print(f"\r  {done}/{total} jobs", end="", file=sys.stderr, flush=True)
+
+    report = simulate(
+        args.workload,
+        args.jobs,
+        args.seed,
+        heartbeats=not args.no_heartbeats,
+        job_interval_s=None if args.job_interval_ms is None else args.job_interval_ms / 1000.0,
+        flags=MigrationFlags.all_on() if args.fast else None,
+        progress=progress,
+    )
+    if progress is not None and args.jobs >= 1000:  # clear the progress line
+        print("\r" + " " * 40 + "\r", end="", file=sys.stderr, flush=True)
+    if args.json:
+        json.dump(report.to_dict(), out, indent=2)
+        out.write("\n")
+    else:
+        out.write(format_report(report, top=args.top))
+    return 0
+
+
+def _table(rows: list[list[str]], right: frozenset[int] = frozenset()) -> list[str]:
+    widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
+    lines = []
+    for r in rows:
+        cells = [
+            cell.rjust(w) if c in right else cell.ljust(w)
+            for c, (cell, w) in enumerate(zip(r, widths))
+        ]
+        lines.append("  " + "  ".join(cells).rstrip())
+    return lines
+
+
+def format_report(report: SimulationReport, top: int = 10) -> str:
+    """The plain-text summary ``pyscheduler simulate`` prints."""
+    lat = report.latency_us
+    lines = [
+        (
+            f"workload {report.workload} (seed {report.seed}): {report.nodes} nodes, "
+            f"{report.pools} pools, path {report.path}"
+        ),
+        f"  jobs           {report.jobs} ({report.successes} placed, {report.failures} not placed)",
+        f"  success rate   {report.success_rate * 100:.2f} %",
+        f"  decisions/s    {report.decisions_per_s:,.0f} (jobs / real time inside select_node)",
+        (
+            f"  latency (us)   p50 {lat['p50']:.1f}   p95 {lat['p95']:.1f}   "
+            f"p99 {lat['p99']:.1f}   max {lat['max']:.1f}"
+        ),
+        f"  wall time      {report.wall_time_s:.2f} s (+ {report.build_time_s:.2f} s building the registry)",
+        (
+            f"  simulated      {report.simulated_time_s:.1f} s, "
+            f"{report.job_interval_s * 1000:.3f} ms between jobs; "
+            f"{report.heartbeats} heartbeats{'' if report.heartbeats_enabled else ' (off)'}, "
+            f"{report.completions} completions, {report.sweeps} sweeps"
+        ),
+        f"  fallbacks      {report.fallbacks} jobs tried more than their preferred pool",
+        "",
+    ]
+    if report.rejections:
+        lines.append("rejections of failed selections, by top reason:")
+        rows = [
+            [str(reason), str(n), f"{n / report.jobs * 100:.2f} %"]
+            for reason, n in report.rejections.items()
+        ]
+        lines += _table(rows, right=frozenset({1, 2}))
+    else:
+        lines.append("rejections of failed selections, by top reason: none")
+    busiest = report.busiest_pools(top)
+    if busiest:
+        lines += [
+            "",
+            f"busiest pools (top {len(busiest)} of {len(report.pool_usage)} by jobs placed):",
+        ]
+        rows = [["pool", "name", "members", "capacity", "in use", "util", "placed"]]
+        for p in busiest:
+            rows.append(
+                [
+                    "-" if p.pool_id is None else str(p.pool_id),
+                    p.name,
+                    str(p.members),
+                    str(p.capacity),
+                    str(p.in_use),
+                    f"{p.utilization * 100:.0f} %",
+                    str(p.placed),
+                ]
+            )
+        lines += _table(rows, right=frozenset({0, 2, 3, 4, 5, 6}))
+    return "\n".join(lines) + "\n"
+
+
+# -- explain ----------------------------------------------------------------------------------
+
+
+def _parse_job(args: argparse.Namespace) -> JobRequest:
+    parts = args.job.split(":")
+    if len(parts) != 2:
+        raise InvalidRequestError(f"--job must be SRC:TGT (e.g. zh:en), got {args.job!r}")
+    types = CORE_TYPES
+    if args.types is not None:
+        names = [t for t in args.types.replace("|", ",").split(",") if t.strip()]
+        types = parse_service_types(names, "--types", InvalidRequestError)
+    return JobRequest(
+        parts[0],
+        parts[1],
+        required_types=types,
+        session_id=args.session,
+        tenant_id=args.tenant,
+        routing_key=args.routing_key,
+        exclude_node_ids=frozenset(args.exclude),
+        public=not args.private,
+    )
+
+
+def _cmd_explain(args: argparse.Namespace, out: TextIO) -> int:
+    from .fleetfile import load_fleet, registry_from_fleet
+
+    if args.workload is not None and (args.config or args.fleet):
+        raise _UsageError("give --workload or --config/--fleet, not both")
+    if args.workload is None and not args.fleet:
+        raise _UsageError("give --fleet FILE (with --config FILE) or --workload NAME")
+    job = _parse_job(args)
+    clock = VirtualClock(0.0)
+    if args.workload is not None:
+        workload = make_workload(args.workload, args.seed)
+        registry = build_registry(workload, clock)
+        source = workload.summary()
+    else:
+        phase3 = Phase3Config.from_toml(args.config) if args.config else Phase3Config()
+        entries = load_fleet(args.fleet)
+        registry = registry_from_fleet(entries, phase3, clock=clock)
+        source = f"fleet {args.fleet} ({len(entries)} nodes), config {args.config or '(defaults)'}"
+    selection = registry.select_node(job)
+    names = {p.pool_id: p.name for p in registry.pools()}
+    out.write(format_selection(selection, job, source, names))
+    return 0
+
+
+def format_selection(
+    selection: Selection,
+    job: JobRequest,
+    source: str = "",
+    pool_names: dict[int, str] | None = None,
+) -> str:
+    """What ``pyscheduler explain`` prints for one selection."""
+    types = "|".join(t.name for t in type(job.required_types) if t in job.required_types and t.name)
+    lines = []
+    if source:
+        lines.append(source)
+    lines.append(
+        f"job {job.src_lang} -> {job.tgt_lang}  types {types}  session {job.session_id or '-'}  "
+        f"tenant {job.tenant_id or '-'}  excluded {', '.join(sorted(job.exclude_node_ids)) or '-'}"
+    )
+    if selection.ok:
+        where = "all nodes" if selection.pool_id is None else f"pool {selection.pool_id}"
+        lines.append(f"selected {selection.node_id} from {where}")
+    else:
+        lines.append(f"no node selected (top reason: {selection.breakdown.top_reason})")
+    preferred = "-" if selection.preferred_pool is None else str(selection.preferred_pool)
+    lines.append(
+        f"preferred pool {preferred}, fallback {'yes' if selection.fallback_used else 'no'}, "
+        f"path {selection.path}"
+    )
+    lines += ["", selection.explain(), ""]
+    if selection.attempts:
+        lines.append("pools tried, in order:")
+        rows = [["pool", "name", "available", "top reason", "breakdown"]]
+        for a in selection.attempts:
+            b = a.breakdown
+            top = b.top_reason
+            rows.append(
+                [
+                    "-" if a.pool_id is None else str(a.pool_id),
+                    a.pool_name or (pool_names or {}).get(a.pool_id, ""),  # type: ignore[arg-type]
+                    f"{b.available}/{b.total}",
+                    "-" if top is None else str(top),
+                    b.describe() or "-",
+                ]
+            )
+        lines += _table(rows, right=frozenset({0}))
+    return "\n".join(lines) + "\n"
+
+
+# -- validate-config ----------------------------------------------------------------------------
+
+
+def _cmd_validate(args: argparse.Namespace, out: TextIO) -> int:
+    cfg = Phase3Config.from_toml(args.file)
+    out.write(f"OK: {len(cfg.pools)} pools\n")
+    return 0
