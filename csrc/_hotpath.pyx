@@ -151,12 +151,14 @@ cdef extern from *:
     }
     static inline int32_t pys_add(int32_t* p, int32_t v) { return __atomic_add_fetch(p, v, __ATOMIC_ACQ_REL); }
     static inline int pys_popcount64(uint64_t x) { return __builtin_popcountll(x); }
+    static inline void pys_prefetch(const void* p) { __builtin_prefetch(p, 0, 1); }
     """
     int32_t pys_load(const int32_t* p) nogil
     void pys_store(int32_t* p, int32_t v) nogil
     bint pys_cas(int32_t* p, int32_t expected, int32_t desired) nogil
     int32_t pys_add(int32_t* p, int32_t v) nogil
     int pys_popcount64(uint64_t x) nogil
+    void pys_prefetch(const void* p) nogil
 
 cdef enum:
     CHUNK_BITS = 12
@@ -166,6 +168,7 @@ cdef enum:
     ASR_BIT = 1
     NMT_BIT = 2
     TTS_BIT = 4
+    PREFETCH_AHEAD = 6         # candidates ahead whose load record scan() prefetches
     SCRATCH_STACK = 1024       # ints of scratch on the stack before select() mallocs
     ATT_STACK = 8 * ATT_WIDTH  # attempt records on the stack (8 pools) before it mallocs
 
@@ -661,6 +664,14 @@ cdef class CompiledSnapshot:
         rec[ATT_TOTAL] = <int32_t>size
         n_survivors[0] = 0
         for k in range(size):
+            if k + PREFETCH_AHEAD < size:
+                # the load record is the one random access per candidate: ask for
+                # it a few candidates early so the misses overlap
+                j = start + k + PREFETCH_AHEAD
+                if j >= n:
+                    j -= n
+                node = self.mem_idx[lo + j] if pool >= 0 else j
+                pys_prefetch(self.loads.at(self.slot[node]))
             j = start + k
             if j >= n:
                 j -= n

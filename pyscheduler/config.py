@@ -52,7 +52,7 @@ MAX_HASH_SEED = 2**63 - 1  # TOML integers are signed 64-bit
 def _reject_unknown(d: Any, cls: type, owner: str) -> None:
     if not isinstance(d, Mapping):
         raise ConfigError(f"{owner} must be a table/mapping, got {d!r}")
-    known = {f.name for f in fields(cls)}
+    known = {f.name for f in fields(cls) if f.init}
     unknown = sorted(str(k) for k in set(d) - known)
     if unknown:
         raise ConfigError(f"{owner}: unknown key(s) {', '.join(unknown)}")
@@ -69,6 +69,7 @@ class PoolConfig:
     nmt_pairs: tuple[tuple[str, str], ...] = ()
     blocked_pairs: tuple[tuple[str, str], ...] = ()
     required_services: ServiceType = ServiceType(0)
+    _language_set: frozenset[str] = field(default=frozenset(), init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         where = f"pool {self.pool_id!r}"
@@ -78,6 +79,7 @@ class PoolConfig:
         if not langs:
             raise ConfigError(f"{where}: languages must not be empty")
         object.__setattr__(self, "languages", langs)
+        object.__setattr__(self, "_language_set", frozenset(langs))
         check_choice(self.nmt_rule, f"{where}: nmt_rule", NMT_RULES, ConfigError)
         for name in ("nmt_pairs", "blocked_pairs"):
             pairs = normalize_pairs(getattr(self, name), f"{where}: {name}", ConfigError)
@@ -89,7 +91,8 @@ class PoolConfig:
 
     @property
     def language_set(self) -> frozenset[str]:
-        return frozenset(self.languages)
+        """The pool's languages as a set (built once)."""
+        return self._language_set
 
     def to_dict(self) -> dict[str, Any]:
         return {

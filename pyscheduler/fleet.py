@@ -28,6 +28,7 @@ class Fleet:
         self.nodes: dict[str, NodeRecord] = {}
         self.generator = PoolGenerator()
         self.generated: tuple[PoolConfig, ...] = ()
+        self._generated_sets: set[frozenset[str]] = set()
         self.pools: dict[int, PoolConfig] = {}
         self.members: dict[int, list[str]] = {}
         self.set_counts: Counter[frozenset[str]] = Counter()
@@ -106,7 +107,7 @@ class Fleet:
                 # a generation that finds no sets changes nothing (DESIGN §6, §7.2):
                 # keep the pools generated before (their ids cannot collide, see above)
                 generated = self.generated[: cfg.auto_pool.max_pools]
-        self.generated = generated
+        self._set_generated(generated)
         self._install_pools(cfg.pools + generated)
         for record in self.nodes.values():
             if not record.disconnected:
@@ -194,12 +195,12 @@ class Fleet:
         if not sets:
             return
         grown = self.generator.generate(
-            self.set_counts, self.cfg.auto_pool, self.cfg.pools, self.generated, sets
+            self.set_counts, self.cfg.auto_pool, self.cfg.pools, self.generated, sets, self._generated_sets
         )
         if len(grown) == len(self.generated):
             return
         new = [p for p in grown if p.pool_id not in self.pools]
-        self.generated = grown
+        self._set_generated(grown)
         for p in new:
             self.pools[p.pool_id] = p
             self.members[p.pool_id] = []
@@ -207,6 +208,10 @@ class Fleet:
         for p in new:
             for node_id in sorted(self._covering_nodes(p.language_set)):
                 self._assign(self.nodes[node_id])
+
+    def _set_generated(self, pools: tuple[PoolConfig, ...]) -> None:
+        self.generated = pools
+        self._generated_sets = {p.language_set for p in pools}
 
     def _covering_nodes(self, langs: frozenset[str]) -> set[str]:
         holders = [self._lang_nodes.get(lang, set()) for lang in langs]

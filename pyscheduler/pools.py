@@ -7,7 +7,7 @@ Everything here is a pure function of plain data (or, for
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence, Set
 from itertools import combinations
 
 from .config import AutoPoolConfig, Phase3Config, PoolConfig
@@ -155,6 +155,7 @@ class PoolGenerator:
         configured: Sequence[PoolConfig],
         current: Sequence[PoolConfig],
         candidates: Iterable[frozenset[str]] | None = None,
+        generated_sets: Set[frozenset[str]] | None = None,
     ) -> tuple[PoolConfig, ...]:
         """Return ``current`` plus a pool for each newly qualifying language set.
 
@@ -164,20 +165,21 @@ class PoolGenerator:
         sorted set, while fewer than ``max_pools`` generated pools exist.
         Existing generated pools are kept (membership never flaps); call with
         ``current=()`` to start afresh. ``candidates`` limits the sets looked
-        at (the sets whose counts just grew).
+        at (the sets whose counts just grew); ``generated_sets``, the language
+        sets of ``current``, saves recomputing them on every registration.
         """
-        have = {p.language_set for p in current}
         pool_sets = set(set_counts) if candidates is None else set(candidates)
-        qualifying = sorted(
-            (
-                s
-                for s in pool_sets
-                if len(s) >= 2 and s not in have and set_counts.get(s, 0) >= auto.min_nodes_per_pool
-            ),
-            key=lambda s: (-set_counts[s], sorted(s)),
-        )
+        big_enough = [
+            s for s in pool_sets if len(s) >= 2 and set_counts.get(s, 0) >= auto.min_nodes_per_pool
+        ]
         room = max(auto.max_pools - len(current), 0)
-        if not qualifying or room == 0:
+        if not big_enough or room == 0:
+            return tuple(current)
+        have = {p.language_set for p in current} if generated_sets is None else generated_sets
+        qualifying = sorted(
+            (s for s in big_enough if s not in have), key=lambda s: (-set_counts[s], sorted(s))
+        )
+        if not qualifying:
             return tuple(current)
         floor = max((p.pool_id for p in configured), default=-1) + 1
         added = [self._pool_for(s, floor) for s in qualifying[:room]]
