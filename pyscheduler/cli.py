@@ -157,6 +157,27 @@ def build_parser() -> argparse.ArgumentParser:
     )
     exp.set_defaults(func=_cmd_explain)
 
+    ben = sub.add_parser(
+        "bench",
+        help="measure the DESIGN §8 figures, fast and legacy path in the same run",
+        description=(
+            "Single-call select_node p50/p99 on the fast and legacy paths and their ratio, "
+            "batch decisions/s (end to end, and inside the nogil kernel), load-only heartbeat "
+            "latency, snapshot build time and bytes per node. Needs the compiled extension."
+        ),
+    )
+    ben.add_argument(
+        "--workload",
+        action="append",
+        choices=WORKLOADS,
+        help="a workload to measure (repeatable; default: small and 10k)",
+    )
+    ben.add_argument("--with-100k", action="store_true", help="also measure the 100k fleet (slow to build)")
+    ben.add_argument("--calls", type=_positive_int, default=None, help="fast-path calls per workload")
+    ben.add_argument("--seed", type=_seed, default=1, help="workload and job-stream seed (default 1)")
+    ben.add_argument("--json", action="store_true", help="print JSON instead of the table")
+    ben.set_defaults(func=_cmd_bench)
+
     val = sub.add_parser(
         "validate-config",
         help="check a Phase3 config TOML file",
@@ -197,6 +218,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"{PROG} {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+def _cmd_bench(args: argparse.Namespace, out: TextIO) -> int:
+    from .bench import format_table, run_bench
+
+    names = list(args.workload or ["small", "10k"])
+    if args.with_100k and "100k" not in names:
+        names.append("100k")
+    results = run_bench(names, seed=args.seed, calls=args.calls)
+    if args.json:
+        json.dump([r.to_dict() for r in results], out, indent=2)
+        out.write("\n")
+    else:
+        out.write(format_table(results) + "\n")
+    return 0
 
 
 def _one_line(exc: BaseException) -> str:

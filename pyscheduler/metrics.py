@@ -1,12 +1,15 @@
 """Counters and latency histograms for ``NodeRegistry.metrics()``.
 
-Owners update them under their own lock; :meth:`Metrics.snapshot` copies them
-out as plain data.
+:class:`Metrics` has its own small lock, a leaf of the lock order: it is
+taken for a counter or histogram update and nothing else, so the lock-free
+fast path can count too. :meth:`Metrics.snapshot` copies everything out as
+plain data.
 """
 
 from __future__ import annotations
 
 import bisect
+import threading
 from collections import Counter
 from typing import Any
 
@@ -67,18 +70,22 @@ class Metrics:
     def __init__(self) -> None:
         self.counters: Counter[str] = Counter()
         self.histograms: dict[str, Histogram] = {}
+        self._lock = threading.Lock()
 
     def inc(self, name: str, n: int = 1) -> None:
-        self.counters[name] += n
+        with self._lock:
+            self.counters[name] += n
 
     def observe(self, name: str, seconds: float) -> None:
-        hist = self.histograms.get(name)
-        if hist is None:
-            hist = self.histograms[name] = Histogram()
-        hist.observe(seconds)
+        with self._lock:
+            hist = self.histograms.get(name)
+            if hist is None:
+                hist = self.histograms[name] = Histogram()
+            hist.observe(seconds)
 
     def snapshot(self) -> dict[str, Any]:
-        return {
-            "counters": dict(sorted(self.counters.items())),
-            "histograms": {k: h.to_dict() for k, h in sorted(self.histograms.items())},
-        }
+        with self._lock:
+            return {
+                "counters": dict(sorted(self.counters.items())),
+                "histograms": {k: h.to_dict() for k, h in sorted(self.histograms.items())},
+            }

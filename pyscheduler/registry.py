@@ -361,28 +361,35 @@ class NodeRegistry:
         raw = fast.run_kernel(snap, job, now)
         node = raw[0]
         if node < 0:
-            self._metrics.counters["selections_failed"] += 1
-            return fast.to_selection(snap, raw, None)
+            selection = fast.to_selection(snap, raw, None)
+            self._count_failure(selection)
+            return selection
+        self._metrics.inc("selections")
         token = self._reservations.add(snap.node_ids[node], snap.slots[node], snap.node_serials[node], now)
         return fast.to_selection(snap, raw, token)
+
+    def _count_failure(self, selection: Selection) -> None:
+        self._metrics.inc("selections")
+        self._metrics.inc("selections_failed")
+        self._metrics.inc(f"failed.{selection.breakdown.top_reason}")
 
     def _reserve_locked(self, node: NodeRecord) -> bool:
         return self._loads.try_reserve(node.slot, node.info.max_concurrent_jobs)
 
     def _finish(self, selection: Selection, node: NodeRecord | None, now: float) -> Selection:
         """Count the selection; give a reserved node's selection its token."""
-        self._metrics.inc("selections")
         if node is None:
-            self._metrics.inc("selections_failed")
-            self._metrics.inc(f"failed.{selection.breakdown.top_reason}")
+            self._count_failure(selection)
             return selection
+        self._metrics.inc("selections")
         token = self._reservations.add(node.node_id, node.slot, node.serial, now)
         return selection.with_reservation(token)
 
     def _finish_fast(self, snap: RuntimeSnapshot, selection: Selection, node: int, now: float) -> Selection:
         if node < 0:
-            self._metrics.inc("selections_failed")
+            self._count_failure(selection)
             return selection
+        self._metrics.inc("selections")
         token = self._reservations.add(selection.node_id, snap.slots[node], snap.node_serials[node], now)
         return selection.with_reservation(token)
 

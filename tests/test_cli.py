@@ -278,3 +278,34 @@ def test_python_dash_m_help_works():
     assert proc.returncode == 0, proc.stderr
     assert "usage: pyscheduler" in proc.stdout
     assert "simulate" in proc.stdout
+
+
+@pytest.mark.hotpath
+def test_bench_json_reports_both_paths_from_one_run(capsys):
+    code, out, _ = run(capsys, "bench", "--workload", "small", "--calls", "500", "--json")
+    assert code == 0
+    (row,) = json.loads(out)
+    assert row["workload"] == "small" and row["nodes"] == 100 and row["extension"] is True
+    assert row["fast_calls"] == 500 and row["legacy_calls"] > 0
+    assert 0 < row["fast_p50_us"] <= row["fast_p99_us"]
+    assert 0 < row["legacy_p50_us"] <= row["legacy_p99_us"]
+    assert row["speedup_p50"] == pytest.approx(row["legacy_p50_us"] / row["fast_p50_us"])
+    assert row["batch_decisions_per_s"] > 0 and row["kernel_batch_decisions_per_s"] > 0
+    assert 0 < row["snapshot_bytes_per_node"] <= 300  # DESIGN §8 memory budget
+
+
+@pytest.mark.hotpath
+def test_bench_table_has_a_row_per_workload(capsys):
+    code, out, _ = run(capsys, "bench", "--workload", "small", "--calls", "200")
+    assert code == 0
+    header, row = out.strip().splitlines()
+    assert "fast p50 µs" in header and "speed-up p50" in header
+    assert row.split()[0] == "small"
+
+
+def test_bench_without_the_extension_says_why(tmp_path):
+    env = {**os.environ, "PYSCHEDULER_NO_EXTENSIONS": "1"}
+    argv = [sys.executable, "-m", "pyscheduler", "bench", "--workload", "small", "--calls", "10"]
+    proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1
+    assert "extension is not available" in proc.stderr and "Traceback" not in proc.stderr

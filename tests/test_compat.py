@@ -119,3 +119,22 @@ def test_parent_process_agrees_with_the_pure_definition() -> None:
         hashing.tiebreak_hash("session-1", "node-a"),
         hashing.node_hash("node-a"),
     ] == expected_hashes()
+
+
+def test_registry_without_the_extension_serves_legacy_and_says_so():
+    """All flags on but no extension: the legacy path serves, visibly (path="legacy")."""
+    code = (
+        "from pyscheduler import *\n"
+        "from pyscheduler.workloads import make_workload, make_jobs, build_registry\n"
+        "wl = make_workload('small', 1)\n"
+        "reg = build_registry(wl, clock=lambda: 100.0, flags=MigrationFlags.all_on())\n"
+        "sels = [reg.select_node(j) for j in make_jobs(wl, 50, 2)]\n"
+        "assert {s.path for s in sels} == {'legacy'}, {s.path for s in sels}\n"
+        "assert any(s.ok for s in sels)\n"
+        "assert reg.verify_consistency() == []\n"
+        "print('ok')\n"
+    )
+    env = {**os.environ, "PYSCHEDULER_NO_EXTENSIONS": "1"}
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "ok"

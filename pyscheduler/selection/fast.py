@@ -24,7 +24,17 @@ from ..languages import AUTO
 from ..model import Attempt, Breakdown, CHECK_REASONS, JobRequest, Reason, Selection
 from ..snapshot import RuntimeSnapshot
 
-__all__ = ["FastPathUnavailable", "select", "select_batch", "run_kernel", "to_selection", "ATTEMPT_WIDTH"]
+__all__ = [
+    "ATTEMPT_WIDTH",
+    "FastPathUnavailable",
+    "batch_results",
+    "prepare_batch",
+    "run_batch",
+    "run_kernel",
+    "select",
+    "select_batch",
+    "to_selection",
+]
 
 ATTEMPT_WIDTH = 2 + len(CHECK_REASONS)  # pool index, total, one count per reason
 _NO_ELIGIBLE_POOL = 12
@@ -41,20 +51,12 @@ def _compiled(snapshot: RuntimeSnapshot):
     return compiled
 
 
-def _lang(snapshot: RuntimeSnapshot, code: str) -> int:
-    return -2 if code == AUTO else snapshot.lang_ids.get(code, -1)
-
-
 def _excluded(snapshot: RuntimeSnapshot, job: JobRequest) -> np.ndarray | None:
     if not job.exclude_node_ids:
         return None
     index = snapshot.node_index
     found = [index[n] for n in job.exclude_node_ids if n in index]
     return np.array(found, dtype=np.int32) if found else None
-
-
-def _preferred(snapshot: RuntimeSnapshot, job: JobRequest) -> int:
-    return -1 if job.preferred_node_id is None else snapshot.node_index.get(job.preferred_node_id, -1)
 
 
 def select(
@@ -85,9 +87,7 @@ def run_kernel(
     reserve: bool = True,
 ) -> tuple:
     """The kernel's raw answer: ``(node, picked, preferred, fallback, empty, records)``."""
-    compiled = snapshot.compiled
-    if compiled is None:
-        raise FastPathUnavailable("the fast path needs pyscheduler._hotpath (not built or disabled)")
+    compiled = _compiled(snapshot)
     lang_ids = snapshot.lang_ids
     src = job.src_lang
     return compiled.select(
@@ -144,28 +144,54 @@ def _decode(snapshot: RuntimeSnapshot, records: bytes, picked: bool) -> tuple[tu
 def select_batch(snapshot: RuntimeSnapshot, jobs: Sequence[JobRequest], now: float) -> list[tuple[Selection, int]]:
     """Place many jobs in order in one ``nogil`` kernel call (each sees the
     reservations of those before it); same results as :func:`select` one by one."""
+    batch = prepare_batch(snapshot, jobs)
+    return batch_results(snapshot, *run_batch(snapshot, batch, now))
+
+
+def prepare_batch(snapshot: RuntimeSnapshot, jobs: Sequence[JobRequest]) -> tuple[np.ndarray, ...]:
+    """The jobs as the kernel's input columns (one pass over the jobs)."""
     compiled = _compiled(snapshot)
+    lang_ids, node_index = snapshot.lang_ids, snapshot.node_index
+    rows = [
+        (
+            -2 if j.src_lang == AUTO else lang_ids.get(j.src_lang, -1),
+            lang_ids.get(j.tgt_lang, -1),
+            int(j.required_types),
+            j.public,
+            -1 if j.preferred_node_id is None else node_index.get(j.preferred_node_id, -1),
+            snapshot.tenant_pool(j.tenant_id),
+        )
+        for j in jobs
+    ]
     n = len(jobs)
-    src = np.fromiter((_lang(snapshot, j.src_lang) for j in jobs), dtype=np.int32, count=n)
-    tgt = np.fromiter((_lang(snapshot, j.tgt_lang) for j in jobs), dtype=np.int32, count=n)
-    types = np.fromiter((int(j.required_types) for j in jobs), dtype=np.int32, count=n)
-    public = np.fromiter((j.public for j in jobs), dtype=np.uint8, count=n)
-    preferred = np.fromiter((_preferred(snapshot, j) for j in jobs), dtype=np.int32, count=n)
-    tenant = np.fromiter((snapshot.tenant_pool(j.tenant_id) for j in jobs), dtype=np.int32, count=n)
+    table = np.array(rows, dtype=np.int32).reshape(n, 6)
     h_key = np.fromiter((compiled.key_hash(j.key) for j in jobs), dtype=np.uint64, count=n)
-    excluded = [_excluded(snapshot, j) for j in jobs]
+    excluded = [None if not j.exclude_node_ids else _excluded(snapshot, j) for j in jobs]
     excl_ptr = np.zeros(n + 1, dtype=np.int64)
     excl_ptr[1:] = np.cumsum([0 if e is None else len(e) for e in excluded], dtype=np.int64)
     parts = [e for e in excluded if e is not None]
     excl_idx = np.concatenate(parts).astype(np.int32) if parts else np.zeros(0, dtype=np.int32)
-    out = np.empty((n, 6), dtype=np.int32)
-    records = compiled.select_batch(src, tgt, types, public, preferred, tenant, h_key, excl_ptr, excl_idx, now, out)
+    columns = [np.ascontiguousarray(table[:, k]) for k in range(6)]
+    columns[3] = columns[3].astype(np.uint8)
+    return (*columns, h_key, excl_ptr, excl_idx)
+
+
+def run_batch(snapshot: RuntimeSnapshot, batch: tuple[np.ndarray, ...], now: float) -> tuple[np.ndarray, bytes]:
+    """The kernel call alone: every job of ``batch`` in one ``nogil`` section.
+    Returns the per-job output rows and the attempt records."""
+    out = np.empty((len(batch[0]), 6), dtype=np.int32)
+    records = _compiled(snapshot).select_batch(*batch, now, out)
+    return out, records
+
+
+def batch_results(snapshot: RuntimeSnapshot, out: np.ndarray, records: bytes) -> list[tuple[Selection, int]]:
+    """Selections (without tokens) and node indices from a batch kernel's output."""
     width = ATTEMPT_WIDTH * 4  # bytes per attempt record
     n_records = len(records) // width
     results = []
     rows = out.tolist()
     for j, (node, picked, pref, fallback, empty, first) in enumerate(rows):
-        end = rows[j + 1][5] if j + 1 < n else n_records
+        end = rows[j + 1][5] if j + 1 < len(rows) else n_records
         job_records = records[first * width:end * width]
         pool = -1
         if picked >= 0:
