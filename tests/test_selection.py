@@ -137,13 +137,13 @@ def _cases():
             yield pytest.param(reason, variant, id=f"{reason.value}{suffix}")
 
 
-@pytest.mark.parametrize("reason, variant", _cases())
+@pytest.mark.parametrize("reason, variant", list(_cases()))
 def test_a_node_failing_exactly_one_check(reason, variant):
     reg, job, clock = fault_case({reason}, variant)
     assert_only_reason(reg, job, clock, reason)
 
 
-@pytest.mark.parametrize("reason, variant", _cases())
+@pytest.mark.parametrize("reason, variant", list(_cases()))
 def test_a_node_failing_one_check_and_every_later_one_gets_the_earlier_reason(reason, variant):
     faults = {reason} | LATER[reason]
     if reason in (R.EXCLUDED, R.OFFLINE):
