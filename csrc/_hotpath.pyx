@@ -538,8 +538,8 @@ cdef class CompiledSnapshot:
     cdef Py_ssize_t eligible(self, const JobIn* job, int32_t* out) noexcept nogil:
         """Write the eligible pools of the job into ``out``, in eligible order
         (fewest languages, then id: the index lists are stored that way)."""
-        cdef Py_ssize_t lo, hi, k, n = 0
-        cdef const int32_t* pools
+        cdef Py_ssize_t lo = 0, hi = 0, k, n = 0
+        cdef const int32_t* pools = NULL
         cdef int32_t p
         if job.tgt < 0:
             return 0

@@ -6,7 +6,8 @@ imported, so a broken build never passes silently. ``--no-hotpath`` deselects
 them (use it for a pure-Python run, e.g. with ``PYSCHEDULER_NO_EXTENSIONS=1``).
 
 Hypothesis profiles: ``ci`` (derandomized, no deadline, 200 examples; the
-default) and ``dev`` (no deadline); pick one with ``HYPOTHESIS_PROFILE``.
+default), ``dev`` (no deadline) and ``long`` (3,000 examples, for a local
+soak of the equivalence properties); pick one with ``HYPOTHESIS_PROFILE``.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from hypothesis import settings
 
 settings.register_profile("ci", derandomize=True, deadline=None, max_examples=200)
 settings.register_profile("dev", deadline=None)
+settings.register_profile("long", deadline=None, max_examples=3000)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 

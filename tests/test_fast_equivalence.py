@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from pyscheduler import JobRequest, MigrationFlags, Reason
@@ -46,7 +46,6 @@ def test_kernel_reason_codes_follow_reason_order():
     assert _compat.hotpath.N_REASONS == len(CHECK_REASONS)
 
 
-@settings(max_examples=300)
 @given(scenarios(max_nodes=12, max_jobs=12), st.randoms(use_true_random=False))
 def test_fast_equals_legacy_call_for_call(scenario, rnd):
     legacy, fast = _pair(scenario)
@@ -64,7 +63,6 @@ def test_fast_equals_legacy_call_for_call(scenario, rnd):
         assert (la.running_jobs, la.reserved_jobs) == (fa.running_jobs, fa.reserved_jobs)
 
 
-@settings(max_examples=150)
 @given(scenarios(max_nodes=12, max_jobs=16))
 def test_batch_equals_one_by_one(scenario):
     one_by_one, batch = _pair(scenario)
@@ -77,7 +75,6 @@ def test_batch_equals_one_by_one(scenario):
     assert batch.verify_consistency() == []
 
 
-@settings(max_examples=150)
 @given(scenarios(max_nodes=10, max_jobs=6), st.data())
 def test_select_from_pool_equals_legacy(scenario, data):
     legacy, fast = _pair(scenario)
@@ -94,7 +91,6 @@ def _types() -> st.SearchStrategy[ServiceType]:
                             CORE_TYPES | ServiceType.SEMANTIC, ServiceType.TONE])
 
 
-@settings(max_examples=300)
 @given(phase3_configs(max_pools=8), _types())
 def test_index_lookup_equals_scan(cfg, types):
     index = PoolLanguageIndex(cfg.pools, cfg)
@@ -105,7 +101,6 @@ def test_index_lookup_equals_scan(cfg, types):
             assert index.find_pools_for_lang_pair(src, tgt, types) == scan, (src, tgt)
 
 
-@settings(max_examples=200)
 @given(phase3_configs(max_pools=8), st.sets(st.sampled_from(list(LANGS) + ["xx-unknown"])))
 def test_index_lang_set_equals_covered_scan(cfg, langs):
     index = PoolLanguageIndex(cfg.pools, cfg)
@@ -113,7 +108,6 @@ def test_index_lang_set_equals_covered_scan(cfg, langs):
     assert index.find_pools_for_lang_set(langs) == expected
 
 
-@settings(max_examples=100)
 @given(scenarios(max_nodes=10, max_jobs=4))
 def test_eligible_pools_through_the_index_equal_the_scan(scenario):
     legacy, fast = _pair(scenario)
@@ -122,7 +116,6 @@ def test_eligible_pools_through_the_index_equal_the_scan(scenario):
         assert fast.select_eligible_pools(*args) == legacy.select_eligible_pools(*args)
 
 
-@settings(max_examples=50)
 @given(scenarios(min_nodes=3, max_nodes=10, max_jobs=4))
 def test_shadow_compare_finds_no_difference(scenario):
     legacy, _ = _pair(scenario)
