@@ -37,6 +37,7 @@ from .errors import (
     UnknownNodeError,
 )
 from . import _compat
+from .events import ChangeKind, RegistryEvent
 from .fleet import Fleet
 from .flags import MigrationFlags
 from .languages import normalize_lang
@@ -105,6 +106,7 @@ class NodeRegistry:
         self._live_versions: Counter[int] = Counter()  # snapshot generations still referenced
         self._versions_lock = threading.Lock()
         self._metrics = Metrics()
+        self._listeners: tuple[Callable[[RegistryEvent], None], ...] = ()
 
     # -- locking -----------------------------------------------------------------------
 
@@ -133,12 +135,14 @@ class NodeRegistry:
         with self._locked("set_phase3_config"):
             self._fleet.set_config(cfg)
             self._metrics.inc("config_changes")
+        self._emit(RegistryEvent(ChangeKind.PHASE3_CONFIG, phase3=cfg))
 
     def set_core_services_config(self, cfg: CoreServicesConfig) -> None:
         """Replace the core-services config (which service ids count as ASR/NMT/TTS)."""
         _require(cfg, CoreServicesConfig, "cfg", ConfigError)
         with self._locked("set_core_services_config"):
             self._fleet.set_core(cfg)
+        self._emit(RegistryEvent(ChangeKind.CORE_SERVICES_CONFIG, core_services=cfg))
 
     @property
     def flags(self) -> MigrationFlags:
@@ -177,6 +181,7 @@ class NodeRegistry:
             self._reservations.claim_slot(slot, record.serial)
             self._fleet.add(record)
             self._metrics.inc("registrations")
+        self._emit(RegistryEvent(ChangeKind.REGISTERED, node_id, info=info))
         return node_id
 
     def _new_node_id(self) -> str:
@@ -201,7 +206,10 @@ class NodeRegistry:
             elif record.status is not old_status:
                 self._fleet.topology_version += 1
             self._metrics.inc("heartbeats")
-            return record.status
+            status = record.status
+        if self._listeners:
+            self._emit(RegistryEvent(ChangeKind.HEARTBEAT, node_id, heartbeat=hb, status=status))
+        return status
 
     def mark_node_draining(self, node_id: str) -> None:
         """Stop dispatching to a node (DRAINING); its running jobs are left alone."""
@@ -211,6 +219,8 @@ class NodeRegistry:
             if record.status is not NodeStatus.OFFLINE:
                 record.status = NodeStatus.DRAINING
             self._fleet.topology_version += 1
+            status = record.status
+        self._emit(RegistryEvent(ChangeKind.DRAINING, node_id, status=status))
 
     def disconnect_node(self, node_id: str) -> None:
         """Mark a node OFFLINE at once and take it out of every pool; it must
@@ -221,6 +231,7 @@ class NodeRegistry:
             self._fleet.disconnect(record)
             self._reservations.free_slot(record.slot)
             self._reservations.claim_slot(record.slot, record.serial)
+        self._emit(RegistryEvent(ChangeKind.DISCONNECTED, node_id, status=NodeStatus.OFFLINE))
 
     def remove_node(self, node_id: str) -> None:
         """Forget a node (connected or not) and its reservations."""
@@ -228,6 +239,7 @@ class NodeRegistry:
             if node_id not in self._fleet.nodes:
                 raise UnknownNodeError(f"unknown node id {node_id!r}")
             self._forget(node_id)
+        self._emit(RegistryEvent(ChangeKind.REMOVED, node_id))
 
     def sweep(self, now: float | None = None) -> list[str]:
         """Apply timeouts: stale nodes go OFFLINE, REGISTERING nodes past warm-up go
@@ -244,7 +256,10 @@ class NodeRegistry:
                 self._fleet.topology_version += 1
             expired = self._reservations.expire(now, cfg.reservation_ttl_s)
             self._metrics.inc("reservations_expired", expired)
-            return changed
+            statuses = [(nid, self._fleet.nodes[nid].status) for nid in changed]
+        for nid, status in statuses:
+            self._emit(RegistryEvent(ChangeKind.STATUS, nid, status=status))
+        return changed
 
     def _forget(self, node_id: str) -> None:
         """Drop a node, its reservations and (once unreachable) its load slot."""
@@ -260,6 +275,30 @@ class NodeRegistry:
         if record.disconnected:
             raise UnknownNodeError(f"node {node_id!r} was disconnected; it must register again")
         return record
+
+    # -- change events -------------------------------------------------------------------
+
+    def subscribe(self, listener: Callable[[RegistryEvent], None]) -> Callable[[], None]:
+        """Call ``listener(event)`` after every local change (see :mod:`pyscheduler.events`),
+        outside every registry lock. Returns a function that unsubscribes it.
+        A listener that raises is logged and does not affect the change."""
+        if not callable(listener):
+            raise InvalidRequestError(f"listener must be callable, got {listener!r}")
+        with self._locked("subscribe"):
+            self._listeners = (*self._listeners, listener)
+
+        def unsubscribe() -> None:
+            with self._locked("unsubscribe"):
+                self._listeners = tuple(x for x in self._listeners if x is not listener)
+
+        return unsubscribe
+
+    def _emit(self, event: RegistryEvent) -> None:
+        for listener in self._listeners:
+            try:
+                listener(event)
+            except Exception:  # a subscriber's bug must not undo or block a change
+                log.exception("registry listener %r failed on %s", listener, event.kind.value)
 
     # -- snapshots ---------------------------------------------------------------------
 
