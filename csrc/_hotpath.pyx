@@ -872,7 +872,8 @@ cdef class CompiledSnapshot:
 
     def select_batch(self, const int32_t[::1] src, const int32_t[::1] tgt, const int32_t[::1] types,
                      const uint8_t[::1] public, const int32_t[::1] preferred,
-                     const int32_t[::1] tenant_pool, const uint64_t[::1] h_key,
+                     const int32_t[::1] tenant_pool, const int32_t[::1] bound_pool,
+                     const uint64_t[::1] h_key,
                      const int64_t[::1] excl_ptr, const int32_t[::1] excl_idx, float64_t now,
                      int32_t[:, ::1] out):
         """Select (and reserve) for many jobs in one ``nogil`` section, in order.
@@ -890,15 +891,15 @@ cdef class CompiledSnapshot:
         cdef int rc = 0
         if (tgt.shape[0] != n_jobs or types.shape[0] != n_jobs or public.shape[0] != n_jobs
                 or preferred.shape[0] != n_jobs or tenant_pool.shape[0] != n_jobs
-                or h_key.shape[0] != n_jobs or out.shape[0] != n_jobs or out.shape[1] != 6):
+                or bound_pool.shape[0] != n_jobs or h_key.shape[0] != n_jobs or out.shape[0] != n_jobs or out.shape[1] != 6):
             raise ValueError("select_batch: every column needs one entry per job")
         if excl_ptr.shape[0] != n_jobs + 1 or (n_jobs and excl_ptr[n_jobs] != excl_idx.shape[0]):
             raise ValueError("select_batch: excl_ptr must be a CSR offset array")
         for j in range(n_jobs):
             if excl_ptr[j] > excl_ptr[j + 1] or excl_ptr[j] < 0:
                 raise ValueError("select_batch: excl_ptr must be non-decreasing")
-            if tenant_pool[j] >= self.n_pools:
-                raise IndexError("select_batch: tenant pool index out of range")
+            if tenant_pool[j] >= self.n_pools or bound_pool[j] >= self.n_pools:
+                raise IndexError("select_batch: pool index out of range")
         att.data = NULL
         att.size = 0
         att.capacity = 0
@@ -913,7 +914,7 @@ cdef class CompiledSnapshot:
                 job.public = public[j]
                 job.preferred = preferred[j]
                 job.tenant_pool = tenant_pool[j]
-                job.bound_pool = -1
+                job.bound_pool = bound_pool[j]
                 job.only_pool = -1
                 job.h_key = h_key[j]
                 job.n_excluded = excl_ptr[j + 1] - excl_ptr[j]

@@ -85,6 +85,7 @@ class CompiledSnapshot:
         public: npt.NDArray[np.uint8],
         preferred: npt.NDArray[np.int32],
         tenant_pool: npt.NDArray[np.int32],
+        bound_pool: npt.NDArray[np.int32],
         h_key: npt.NDArray[np.uint64],
         excl_ptr: npt.NDArray[np.int64],
         excl_idx: npt.NDArray[np.int32],

@@ -27,19 +27,20 @@ import weakref
 from collections import Counter
 from collections.abc import Callable, Sequence
 
+from . import _compat
 from .config import CoreServicesConfig, Phase3Config, PoolConfig
 from .errors import (
     ConfigError,
-    UnknownPoolError,
     DuplicateNodeError,
     InvalidHeartbeatError,
     InvalidRequestError,
     UnknownNodeError,
+    UnknownPoolError,
 )
-from . import _compat
 from .events import ChangeKind, RegistryEvent
-from .fleet import Fleet
 from .flags import MigrationFlags
+from .fleet import Fleet
+from .lang_index import PoolLanguageIndex
 from .languages import normalize_lang
 from .loads import SlotAllocator, new_load_table
 from .metrics import Metrics
@@ -57,8 +58,8 @@ from .model import (
 from .nodes import NodeRecord
 from .pools import PoolLookup, eligible_pools, node_pools
 from .reservations import Reservations
-from .lang_index import PoolLanguageIndex
 from .selection import fast, legacy
+from .sessions import SessionRuntimeManager
 from .snapshot import RuntimeSnapshot, build_snapshot
 
 __all__ = ["NodeRegistry", "REGISTER_POLICIES"]
@@ -107,6 +108,7 @@ class NodeRegistry:
         self._versions_lock = threading.Lock()
         self._metrics = Metrics()
         self._listeners: tuple[Callable[[RegistryEvent], None], ...] = ()
+        self._sessions = SessionRuntimeManager(clock=clock)
 
     # -- locking -----------------------------------------------------------------------
 
@@ -387,9 +389,11 @@ class NodeRegistry:
         start = time.perf_counter()
         with self._locked("select_node"):
             now = self._clock()
-            selection, node = legacy.select(self._fleet, job, now, reserve=self._reserve_locked)
+            bound = self._bound_pool_legacy(job, now)
+            selection, node = legacy.select(self._fleet, job, now, bound, reserve=self._reserve_locked)
             selection = self._finish(selection, node, now)
         self._metrics.observe("select_s", time.perf_counter() - start)
+        self._sessions.record(job.session_id, selection.node_id)
         return selection
 
     def _select_fast(self, job: JobRequest) -> Selection:
@@ -397,7 +401,10 @@ class NodeRegistry:
         if snap is None or snap.version != self._fleet.topology_version:
             snap = self.snapshot()
         now = self._clock()
-        raw = fast.run_kernel(snap, job, now)
+        bound = self._bound_pool_fast(job, snap, now)
+        raw = fast.run_kernel(snap, job, now, bound_pool=bound)
+        if job.session_id is not None and raw[0] >= 0:
+            self._sessions.record(job.session_id, snap.node_ids[raw[0]])
         node = raw[0]
         if node < 0:
             selection = fast.to_selection(snap, raw, None)
@@ -411,6 +418,42 @@ class NodeRegistry:
         self._metrics.inc("selections")
         self._metrics.inc("selections_failed")
         self._metrics.inc(f"failed.{selection.breakdown.top_reason}")
+
+    # -- sessions (DESIGN §5, pool order) ---------------------------------------------
+
+    @property
+    def sessions(self) -> SessionRuntimeManager:
+        """The session runtime manager (used when ``flags.use_session_runtime``)."""
+        return self._sessions
+
+    def _bound_pool_legacy(self, job: JobRequest, now: float) -> int | None:
+        """The session's bound pool, found with the legacy scan (registry lock held)."""
+        if not (self._flags.use_session_runtime and job.session_id is not None):
+            return None
+        fleet = self._fleet
+
+        def eligible() -> list[int]:
+            if not fleet.cfg.two_level or not fleet.pools:
+                return []
+            return [p.pool_id for p in legacy.candidate_pools(fleet, job)[0]]
+
+        return self._sessions.bind(job, eligible, fleet.cfg, fleet.topology_version, now)
+
+    def _bound_pool_fast(self, job: JobRequest, snap: RuntimeSnapshot, now: float) -> int | None:
+        """The session's bound pool, found through the snapshot's language index."""
+        if not (self._flags.use_session_runtime and job.session_id is not None):
+            return None
+
+        def eligible() -> list[int]:
+            cfg = snap.cfg
+            if not cfg.two_level or not snap.pool_ids:
+                return []
+            found = snap.index.find_pools_for_lang_pair(job.src_lang, job.tgt_lang, job.required_types)
+            if found or cfg.strict_pool_eligibility:
+                return found
+            return list(snap.pool_ids)
+
+        return self._sessions.bind(job, eligible, snap.cfg, snap.version, now)
 
     def _reserve_locked(self, node: NodeRecord) -> bool:
         return self._loads.try_reserve(node.slot, node.info.max_concurrent_jobs)
@@ -438,9 +481,10 @@ class NodeRegistry:
             return
         with self._locked("shadow_compare"):
             now = self._clock()
-            other_legacy, _ = legacy.select(self._fleet, job, now)
+            bound = self._bound_pool_legacy(job, now)
+            other_legacy, _ = legacy.select(self._fleet, job, now, bound)
             snap = self._publish_locked()
-            other_fast, _ = fast.select(snap, job, now, reserve=False)
+            other_fast, _ = fast.select(snap, job, now, bound_pool=bound, reserve=False)
         self._metrics.inc("shadow_compared")
         if other_legacy.decision() != other_fast.decision():
             self._metrics.inc("shadow_mismatch")
@@ -482,14 +526,20 @@ class NodeRegistry:
         if self._fast():
             snap = self.snapshot()
             now = self._clock()
-            return [self._finish_fast(snap, sel, node, now) for sel, node in fast.select_batch(snap, jobs, now)]
-        with self._locked("select_nodes_batch"):
-            now = self._clock()
-            out = []
-            for job in jobs:
-                selection, node = legacy.select(self._fleet, job, now, reserve=self._reserve_locked)
-                out.append(self._finish(selection, node, now))
-            return out
+            bound = [self._bound_pool_fast(job, snap, now) for job in jobs]
+            results = fast.select_batch(snap, jobs, now, bound)
+            out = [self._finish_fast(snap, sel, node, now) for sel, node in results]
+        else:
+            with self._locked("select_nodes_batch"):
+                now = self._clock()
+                out = []
+                for job in jobs:
+                    bound_pool = self._bound_pool_legacy(job, now)
+                    selection, node = legacy.select(self._fleet, job, now, bound_pool, reserve=self._reserve_locked)
+                    out.append(self._finish(selection, node, now))
+        for job, selection in zip(jobs, out):
+            self._sessions.record(job.session_id, selection.node_id)
+        return out
 
     # -- reservations ------------------------------------------------------------------
 

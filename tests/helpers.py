@@ -547,7 +547,9 @@ def phase3_configs(draw, max_pools: int = 6) -> Phase3Config:
 
 @functools.cache
 def core_services_configs() -> st.SearchStrategy[CoreServicesConfig]:
-    ids = lambda kind: weighted((12, None), (1, f"{kind}-main"), (1, f"{kind}-alt"))
+    def ids(kind: str) -> st.SearchStrategy:
+        return weighted((12, None), (1, f"{kind}-main"), (1, f"{kind}-alt"))
+
     return st.builds(CoreServicesConfig, ids("asr"), ids("nmt"), ids("tts"))
 
 

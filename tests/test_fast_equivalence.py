@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 
 import pytest
+from helpers import LANGS, build_registry, phase3_configs, scenarios
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -17,8 +18,6 @@ from pyscheduler.lang_index import PoolLanguageIndex
 from pyscheduler.languages import AUTO
 from pyscheduler.model import CHECK_REASONS, CORE_TYPES, ServiceType
 from pyscheduler.pools import PoolLookup, eligible_pools
-
-from helpers import LANGS, build_registry, phase3_configs, scenarios
 
 pytestmark = pytest.mark.hotpath
 
@@ -43,7 +42,7 @@ def test_kernel_reason_codes_follow_reason_order():
     codes = _compat.hotpath.REASON_CODES
     assert [codes[r.value] for r in CHECK_REASONS] == list(range(len(CHECK_REASONS)))
     assert codes[Reason.NO_ELIGIBLE_POOL.value] == 12 and codes[Reason.NO_NODES.value] == 13
-    assert _compat.hotpath.N_REASONS == len(CHECK_REASONS)
+    assert len(CHECK_REASONS) == _compat.hotpath.N_REASONS
 
 
 @given(scenarios(max_nodes=12, max_jobs=12), st.randoms(use_true_random=False))
@@ -63,9 +62,26 @@ def test_fast_equals_legacy_call_for_call(scenario, rnd):
         assert (la.running_jobs, la.reserved_jobs) == (fa.running_jobs, fa.reserved_jobs)
 
 
+@given(scenarios(max_nodes=12, max_jobs=16), st.randoms(use_true_random=False))
+def test_fast_equals_legacy_with_session_runtime(scenario, rnd):
+    """Sessions bind pools in the session domain, shared by both paths: with
+    session runtime on, both must still agree call for call."""
+    legacy, _ = build_registry(scenario, flags=MigrationFlags(use_session_runtime=True))
+    fast, _ = build_registry(scenario, flags=FAST)
+    for job in scenario.jobs:
+        a, b = legacy.select_node(job), fast.select_node(job)
+        _same(a, b)
+        if a.ok and rnd.random() < 0.5:
+            assert legacy.release(a) and fast.release(b)
+    for sid in {j.session_id for j in scenario.jobs if j.session_id}:
+        la, fa = legacy.sessions.get(sid), fast.sessions.get(sid)
+        assert (la.pair, la.bound_pool, la.last_node) == (fa.pair, fa.bound_pool, fa.last_node)
+
+
 @given(scenarios(max_nodes=12, max_jobs=16))
 def test_batch_equals_one_by_one(scenario):
-    one_by_one, batch = _pair(scenario)
+    one_by_one, _ = build_registry(scenario, flags=MigrationFlags(use_session_runtime=True))
+    batch, _ = build_registry(scenario, flags=FAST)
     expected = [one_by_one.select_node(job) for job in scenario.jobs]
     got = batch.select_nodes_batch(scenario.jobs)
     assert [s.path for s in got] == ["fast"] * len(got)

@@ -251,7 +251,7 @@ def test_compiled_errors_equal_pure(func: str, args: tuple) -> None:
 
 
 def test_public_names_follow_compat() -> None:
-    assert hashing.IMPLEMENTATION == ("compiled" if _compat.HAVE_HOTPATH else "python")
+    assert ("compiled" if _compat.HAVE_HOTPATH else "python") == hashing.IMPLEMENTATION
     if not _compat.HAVE_HOTPATH:
         assert hashing.fnv1a64 is hashing.py_fnv1a64
         assert hashing.pool_hash is hashing.py_pool_hash

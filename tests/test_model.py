@@ -646,7 +646,7 @@ DESIGN_CHECK_ORDER = [
 def test_reason_order_is_the_design_check_order():
     assert [r.value for r in Reason] == [*DESIGN_CHECK_ORDER, "no_eligible_pool", "no_nodes"]
     assert [r.value for r in CHECK_REASONS] == DESIGN_CHECK_ORDER
-    assert CHECK_REASONS == tuple(Reason)[:12]
+    assert tuple(Reason)[:12] == CHECK_REASONS
     assert Reason.NO_ELIGIBLE_POOL not in CHECK_REASONS and Reason.NO_NODES not in CHECK_REASONS
 
 

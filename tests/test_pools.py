@@ -223,10 +223,10 @@ def test_reverse_direction_finds_the_same_any_to_any_pools(pools, a, b):
         assert set(forward) == {
             p.pool_id
             for p in pools
-            if {a, b} <= set(p.languages)
-            and (p.required_services & CORE) == CORE
-            or {a, b} <= set(p.languages)
-            and not p.required_services
+            if ({a, b} <= set(p.languages)
+            and (p.required_services & CORE) == CORE)
+            or ({a, b} <= set(p.languages)
+            and not p.required_services)
         }
 
 

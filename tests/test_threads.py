@@ -70,7 +70,7 @@ def run_threads(targets) -> None:
             try:
                 start.wait()
                 fn()
-            except BaseException as exc:  # noqa: BLE001 - reported below
+            except BaseException as exc:
                 errors.append(exc)
 
         return run
@@ -228,7 +228,7 @@ def test_concurrent_registrations_of_one_id(fast_switching):
             try:
                 reg.register_node_with_policy(node_info(node_id))
                 outcomes.append(node_id)
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 outcomes.append(type(exc).__name__)
 
     run_threads([lambda s=s: registrar(s) for s in range(4)])

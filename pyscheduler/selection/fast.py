@@ -21,7 +21,7 @@ import numpy as np
 
 from ..errors import SchedulerError
 from ..languages import AUTO
-from ..model import Attempt, Breakdown, CHECK_REASONS, JobRequest, Reason, Selection
+from ..model import CHECK_REASONS, Attempt, Breakdown, JobRequest, Reason, Selection
 from ..snapshot import RuntimeSnapshot
 
 __all__ = [
@@ -141,14 +141,22 @@ def _decode(snapshot: RuntimeSnapshot, records: bytes, picked: bool) -> tuple[tu
     return tuple(attempts), attempts[-1 if picked else 0].breakdown
 
 
-def select_batch(snapshot: RuntimeSnapshot, jobs: Sequence[JobRequest], now: float) -> list[tuple[Selection, int]]:
+def select_batch(
+    snapshot: RuntimeSnapshot,
+    jobs: Sequence[JobRequest],
+    now: float,
+    bound_pools: Sequence[int | None] | None = None,
+) -> list[tuple[Selection, int]]:
     """Place many jobs in order in one ``nogil`` kernel call (each sees the
-    reservations of those before it); same results as :func:`select` one by one."""
-    batch = prepare_batch(snapshot, jobs)
+    reservations of those before it); same results as :func:`select` one by one.
+    ``bound_pools`` gives each job's session-bound pool id (or ``None``)."""
+    batch = prepare_batch(snapshot, jobs, bound_pools)
     return batch_results(snapshot, *run_batch(snapshot, batch, now))
 
 
-def prepare_batch(snapshot: RuntimeSnapshot, jobs: Sequence[JobRequest]) -> tuple[np.ndarray, ...]:
+def prepare_batch(
+    snapshot: RuntimeSnapshot, jobs: Sequence[JobRequest], bound_pools: Sequence[int | None] | None = None
+) -> tuple[np.ndarray, ...]:
     """The jobs as the kernel's input columns (one pass over the jobs)."""
     compiled = _compiled(snapshot)
     lang_ids, node_index = snapshot.lang_ids, snapshot.node_index
@@ -173,7 +181,13 @@ def prepare_batch(snapshot: RuntimeSnapshot, jobs: Sequence[JobRequest]) -> tupl
     excl_idx = np.concatenate(parts).astype(np.int32) if parts else np.zeros(0, dtype=np.int32)
     columns = [np.ascontiguousarray(table[:, k]) for k in range(6)]
     columns[3] = columns[3].astype(np.uint8)
-    return (*columns, h_key, excl_ptr, excl_idx)
+    pool_index = snapshot.pool_index
+    bound = np.fromiter(
+        (-1 if b is None else pool_index.get(b, -1) for b in (bound_pools or [None] * n)),
+        dtype=np.int32,
+        count=n,
+    )
+    return (*columns, bound, h_key, excl_ptr, excl_idx)
 
 
 def run_batch(snapshot: RuntimeSnapshot, batch: tuple[np.ndarray, ...], now: float) -> tuple[np.ndarray, bytes]:

@@ -33,6 +33,7 @@ from ..pools import eligible_pools
 __all__ = [
     "PoolPlan",
     "plan_pools",
+    "candidate_pools",
     "order_pools",
     "sample_window",
     "check_node",
@@ -67,15 +68,21 @@ def plan_pools(fleet: Fleet, job: JobRequest, bound_pool: int | None = None) -> 
     cfg = fleet.cfg
     if not cfg.two_level or not fleet.pools:
         return PoolPlan((None,), None)
-    eligible = eligible_pools(fleet.ordered_pools(), job.src_lang, job.tgt_lang, job.required_types, cfg)
-    fallback = False
+    eligible, fallback = candidate_pools(fleet, job)
     if not eligible:
-        if cfg.strict_pool_eligibility:
-            return PoolPlan((), None, empty_reason=Reason.NO_ELIGIBLE_POOL)
-        eligible = fleet.ordered_pools()
-        fallback = True
+        return PoolPlan((), None, empty_reason=Reason.NO_ELIGIBLE_POOL)
     ordered = order_pools(eligible, job, cfg, bound_pool)
     return PoolPlan(tuple(ordered), ordered[0].pool_id, fallback)
+
+
+def candidate_pools(fleet: Fleet, job: JobRequest) -> tuple[list[PoolConfig], bool]:
+    """Stage 1: the eligible pools in eligible order; when there are none and
+    eligibility is not strict, every pool by id (and ``True``)."""
+    cfg = fleet.cfg
+    eligible = eligible_pools(fleet.ordered_pools(), job.src_lang, job.tgt_lang, job.required_types, cfg)
+    if eligible or cfg.strict_pool_eligibility:
+        return eligible, False
+    return fleet.ordered_pools(), True
 
 
 def order_pools(

@@ -24,7 +24,7 @@ def rss_kib() -> int:
 
 def main() -> None:
     total = int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000
-    from pyscheduler import Heartbeat, MigrationFlags
+    from pyscheduler import MigrationFlags
     from pyscheduler.workloads import build_registry, make_jobs, make_workload
 
     workload = make_workload("small", 1)
@@ -45,7 +45,7 @@ def main() -> None:
                     node_id = selection.node_id
                     registry.update_node_heartbeat(node_id, beats[node_id])
             if i % 64 == 0:
-                selection.breakdown  # decode some attempts too
+                _ = selection.breakdown  # decode some attempts too
             done += 1
             if done == warmup:
                 gc.collect()

@@ -1,0 +1,181 @@
+"""The session domain (DESIGN §1): per-session runtime state behind per-session locks.
+
+A session is bound, the first time it asks for a language pair, to the pool
+the pool-order rule picks for it (the affinity hash or the first eligible
+pool); later jobs of the session prefer that pool while it stays eligible
+(DESIGN §5, pool order). A pair change rebinds; a bound pool that is no
+longer eligible is dropped, with a log line, and the session rebinds.
+
+Entries expire after ``idle_ttl_s`` without use and the table keeps at most
+``max_sessions`` (least recently used evicted), so memory stays flat under
+millions of sessions.
+
+Lock order: the table lock and an entry's lock are taken after any registry
+or management lock, never before one; no code here calls back into the
+registry.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from ._validate import check_int, check_number
+from .config import Phase3Config
+from .errors import ConfigError
+from .hashing import pool_hash
+from .model import JobRequest, ServiceType
+
+__all__ = ["SessionEntry", "SessionRuntimeManager", "binding_pool"]
+
+log = logging.getLogger("pyscheduler.sessions")
+
+
+def binding_pool(eligible: Sequence[int], job: JobRequest, cfg: Phase3Config) -> int | None:
+    """The pool a session binds to for this job's pair: with session affinity,
+    index ``FNV-1a-64(key + seed) mod n`` of the eligible list, else its first."""
+    if not eligible:
+        return None
+    if cfg.enable_session_affinity:
+        return eligible[pool_hash(job.key, cfg.hash_seed) % len(eligible)]
+    return eligible[0]
+
+
+@dataclass(eq=False)
+class SessionEntry:
+    """One session's runtime state. Read and write it only under ``lock``."""
+
+    session_id: str
+    last_seen: float
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    pair: tuple[str, str, ServiceType] | None = None  # (src, tgt, types) the binding is for
+    bound_pool: int | None = None
+    checked_generation: int = -1  # snapshot generation the binding was last checked against
+    cached_members: tuple[str, ...] = ()  # the bound pool's members, as of cached_generation
+    cached_generation: int = -1
+    cached_until: float = 0.0
+    last_node: str | None = None
+
+
+class SessionRuntimeManager:
+    """Session entries by id: bounded (LRU), expiring, each with its own lock."""
+
+    def __init__(
+        self,
+        *,
+        max_sessions: int = 100_000,
+        idle_ttl_s: float = 600.0,
+        members_ttl_s: float = 5.0,
+        clock: Callable[[], float],
+    ) -> None:
+        self.max_sessions = check_int(max_sessions, "max_sessions", ConfigError, low=1)
+        self.idle_ttl_s = check_number(idle_ttl_s, "idle_ttl_s", ConfigError, low=0, low_open=True)
+        self.members_ttl_s = check_number(members_ttl_s, "members_ttl_s", ConfigError, low=0)
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._entries: OrderedDict[str, SessionEntry] = OrderedDict()
+        self.evicted = 0
+        self.expired = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get_or_create(self, session_id: str, now: float | None = None) -> SessionEntry:
+        """The session's entry (a new one if unknown or expired), marked as just used."""
+        now = self._clock() if now is None else now
+        with self._lock:
+            entry = self._entries.get(session_id)
+            if entry is not None and now - entry.last_seen > self.idle_ttl_s:
+                del self._entries[session_id]
+                self.expired += 1
+                entry = None
+            if entry is None:
+                entry = SessionEntry(session_id, now)
+                self._entries[session_id] = entry
+                while len(self._entries) > self.max_sessions:
+                    self._entries.popitem(last=False)
+                    self.evicted += 1
+            else:
+                entry.last_seen = now
+                self._entries.move_to_end(session_id)
+            return entry
+
+    def get(self, session_id: str) -> SessionEntry | None:
+        with self._lock:
+            return self._entries.get(session_id)
+
+    def expire(self, now: float | None = None) -> int:
+        """Drop every entry idle for longer than ``idle_ttl_s``; return how many."""
+        now = self._clock() if now is None else now
+        with self._lock:
+            stale = [sid for sid, e in self._entries.items() if now - e.last_seen > self.idle_ttl_s]
+            for sid in stale:
+                del self._entries[sid]
+            self.expired += len(stale)
+            return len(stale)
+
+    def bind(
+        self,
+        job: JobRequest,
+        eligible: Callable[[], Sequence[int]],
+        cfg: Phase3Config,
+        generation: int,
+        now: float,
+    ) -> int | None:
+        """The session's bound pool for this job, (re)binding as DESIGN §5 says.
+
+        ``eligible()`` returns the job's eligible pool list (all pools when
+        none is eligible and eligibility is not strict) as of snapshot
+        ``generation``; it is only called when the binding must be checked —
+        a new pair, or a new generation since the last check.
+        """
+        if job.session_id is None:
+            return None
+        entry = self.get_or_create(job.session_id, now)
+        pair = (job.src_lang, job.tgt_lang, job.required_types)
+        with entry.lock:
+            if entry.pair != pair:
+                entry.pair = pair
+                entry.bound_pool = None
+            elif entry.checked_generation == generation:
+                return entry.bound_pool
+            pools = eligible()
+            if entry.bound_pool is not None:
+                if entry.bound_pool not in pools:
+                    log.info(
+                        "session %s: bound pool %s is no longer eligible for %s -> %s; rebinding",
+                        job.session_id, entry.bound_pool, job.src_lang, job.tgt_lang,
+                    )
+                    entry.bound_pool = None
+            if entry.bound_pool is None:
+                entry.bound_pool = binding_pool(pools, job, cfg)
+            entry.checked_generation = generation
+            return entry.bound_pool
+
+    def record(self, session_id: str | None, node_id: str | None) -> None:
+        """Remember the node a session's last job went to."""
+        if session_id is None or node_id is None:
+            return
+        entry = self.get(session_id)
+        if entry is not None:
+            with entry.lock:
+                entry.last_node = node_id
+
+    def members(
+        self, session_id: str, generation: int, now: float, load: Callable[[int], tuple[str, ...]]
+    ) -> tuple[str, ...]:
+        """The bound pool's member ids, cached per session until the snapshot
+        generation changes or ``members_ttl_s`` passes; ``load(pool_id)`` fills it."""
+        entry = self.get(session_id)
+        if entry is None or entry.bound_pool is None:
+            return ()
+        with entry.lock:
+            fresh = entry.cached_generation == generation and now < entry.cached_until
+            if not fresh:
+                entry.cached_members = load(entry.bound_pool)
+                entry.cached_generation = generation
+                entry.cached_until = now + self.members_ttl_s
+            return entry.cached_members
