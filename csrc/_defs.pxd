@@ -52,10 +52,13 @@ cdef enum:
 
 
 cdef struct NodeLoad:
-    # The figures a heartbeat or a reservation changes, one record per node slot.
-    # 40 bytes, no padding. running/reserved are read and written with atomics.
+    # What changes without a topology change, one record per node slot: the
+    # figures a heartbeat or a reservation changes, and the lifecycle status.
+    # 48 bytes, no padding. running/reserved/status use atomics.
     int32_t running          # jobs the node runs (its last beat, plus commits since)
     int32_t reserved         # reservations not yet committed, released or expired
+    int32_t status           # ST_READY / ST_NOT_READY / ST_OFFLINE
+    int32_t _pad             # keeps the doubles 8-byte aligned
     float64_t cpu_usage      # percent, finite, [0, 100]
     float64_t memory_usage   # percent
     float64_t gpu_usage      # percent, or NaN when the node reports none

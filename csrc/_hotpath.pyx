@@ -279,6 +279,7 @@ cdef class LoadTable:
         cdef NodeLoad* rec = self._checked(slot)
         pys_store(&rec.running, 0)
         pys_store(&rec.reserved, 0)
+        pys_store(&rec.status, ST_NOT_READY)
         rec.cpu_usage = 0.0
         rec.memory_usage = 0.0
         rec.gpu_usage = NAN
@@ -293,6 +294,16 @@ cdef class LoadTable:
         rec.gpu_usage = NAN if gpu_usage is None else <float64_t>gpu_usage
         rec.last_heartbeat = last_heartbeat
         pys_store(&rec.running, running)
+
+    def set_status(self, Py_ssize_t slot, int32_t status):
+        """Publish a node's status code (ST_READY=0, ST_NOT_READY=1, ST_OFFLINE=2)
+        to every snapshot generation at once."""
+        if status < ST_READY or status > ST_OFFLINE:
+            raise ValueError(f"status code {status} out of range")
+        pys_store(&self._checked(slot).status, status)
+
+    def status(self, Py_ssize_t slot):
+        return pys_load(&self._checked(slot).status)
 
     def get(self, Py_ssize_t slot):
         """``(running, reserved, cpu, memory, gpu or None, last_heartbeat)``."""
@@ -426,7 +437,6 @@ cdef class CompiledSnapshot:
     cdef readonly Py_ssize_t n_nodes, n_pools, n_langs, words
     # nodes, by index (= node ids sorted); bitsets are ``words`` uint64 per node
     cdef const int32_t[::1] slot          # load slot of each node
-    cdef const uint8_t[::1] status        # ST_READY / ST_NOT_READY / ST_OFFLINE
     cdef const uint8_t[::1] node_flags    # NF_HAS_GPU | NF_PUBLIC
     cdef const uint8_t[::1] provides      # ServiceType mask of RUNNING (core-id matching) services
     cdef const int32_t[::1] max_jobs      # max_concurrent_jobs, >= 1
@@ -459,7 +469,6 @@ cdef class CompiledSnapshot:
         c = columns
         self.loads = loads
         self.slot = c["slot"]
-        self.status = c["status"]
         self.node_flags = c["node_flags"]
         self.provides = c["provides"]
         self.max_jobs = c["max_jobs"]
@@ -499,7 +508,7 @@ cdef class CompiledSnapshot:
         cdef Py_ssize_t n = self.n_nodes, p = self.n_pools, L = self.n_langs, W = self.words
         if W < 1 or L > W * 64 or L > 46340:
             raise ValueError(f"words={W} cannot hold n_langs={L} (at most 46340)")
-        for name in ("status", "node_flags", "provides", "max_jobs"):
+        for name in ("node_flags", "provides", "max_jobs"):
             if len(c[name]) != n:
                 raise ValueError(f"{name}: expected {n} entries, got {len(c[name])}")
         for name in ("asr_bits", "tts_bits", "nmt_bits", "nmt_tgt_bits"):
@@ -508,7 +517,6 @@ cdef class CompiledSnapshot:
         if len(c["pool_lang_bits"]) != p * W:
             raise ValueError(f"pool_lang_bits: expected {p * W} words")
         _require_range("slot", c["slot"], 0, self.loads.capacity)
-        _require_range("status", c["status"], 0, 3)
         _require_range("max_jobs", c["max_jobs"], 1, 2**31 - 1)
         _require_csr("id_ptr", c["id_ptr"], n, len(c["id_bytes"]))
         _require_csr("pair_ptr", c["pair_ptr"], n, len(c["pair_codes"]))
@@ -603,13 +611,15 @@ cdef class CompiledSnapshot:
         cdef Py_ssize_t w
         cdef bint any_asr
         cdef float64_t limit
+        cdef int32_t status
         if job.n_excluded and contains(job.excluded, job.n_excluded, <int32_t>i):
             return R_EXCLUDED
-        if self.status[i] == ST_OFFLINE:
-            return R_OFFLINE
-        if self.status[i] == ST_NOT_READY:
-            return R_STATUS_NOT_READY
         rec = self.loads.at(self.slot[i])
+        status = pys_load(&rec.status)
+        if status == ST_OFFLINE:
+            return R_OFFLINE
+        if status != ST_READY:
+            return R_STATUS_NOT_READY
         if now - rec.last_heartbeat > self.timeout:
             return R_HEARTBEAT_STALE
         if not (flags & NF_HAS_GPU):

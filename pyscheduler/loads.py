@@ -1,4 +1,4 @@
-"""Node load records (running, reserved, usages, last heartbeat), one per slot.
+"""Node load records (running, reserved, usages, last heartbeat, status), one per slot.
 
 Both selection paths read and update the same records, so a reservation made
 on one path is seen by the other. With the extension built the table is
@@ -29,6 +29,8 @@ class LoadTableLike(Protocol):
     def reset(self, slot: int, now: float) -> None: ...
     def set_load(self, slot: int, cpu: float, memory: float, gpu: float | None,
                  running: int, last_heartbeat: float) -> None: ...
+    def set_status(self, slot: int, status: int) -> None: ...
+    def status(self, slot: int) -> int: ...
     def get(self, slot: int) -> tuple[int, int, float, float, float | None, float]: ...
     def running(self, slot: int) -> int: ...
     def reserved(self, slot: int) -> int: ...
@@ -57,19 +59,27 @@ class PyLoadTable:
         if slot < 0:
             raise IndexError(f"load slot {slot} out of range")
         while len(self._rows) <= slot:
-            self._rows.append([0, 0, 0.0, 0.0, None, 0.0])
+            self._rows.append([0, 0, 0.0, 0.0, None, 0.0, 1])
 
     def reset(self, slot: int, now: float) -> None:
-        self._row(slot)[:] = [0, 0, 0.0, 0.0, None, float(now)]
+        self._row(slot)[:] = [0, 0, 0.0, 0.0, None, float(now), 1]
 
     def set_load(self, slot, cpu, memory, gpu, running, last_heartbeat) -> None:
         row = self._row(slot)
         with self._lock:
             row[0] = int(running)
-            row[2:] = [float(cpu), float(memory), None if gpu is None else float(gpu), float(last_heartbeat)]
+            row[2:6] = [float(cpu), float(memory), None if gpu is None else float(gpu), float(last_heartbeat)]
+
+    def set_status(self, slot: int, status: int) -> None:
+        if status not in (0, 1, 2):
+            raise ValueError(f"status code {status} out of range")
+        self._row(slot)[6] = status
+
+    def status(self, slot: int) -> int:
+        return self._row(slot)[6]
 
     def get(self, slot: int):
-        return tuple(self._row(slot))
+        return tuple(self._row(slot)[:6])
 
     def running(self, slot: int) -> int:
         return self._row(slot)[0]

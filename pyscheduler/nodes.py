@@ -24,9 +24,17 @@ from .model import (
     ServiceType,
 )
 
-__all__ = ["NodeRecord", "UNHEALTHY_BEATS_TO_DEGRADE", "is_healthy", "provides"]
+__all__ = ["NodeRecord", "STATUS_CODES", "UNHEALTHY_BEATS_TO_DEGRADE", "is_healthy", "provides"]
 
 UNHEALTHY_BEATS_TO_DEGRADE = 3
+
+STATUS_CODES = {
+    NodeStatus.READY: 0,  # the kernels' ST_READY
+    NodeStatus.REGISTERING: 1,  # ST_NOT_READY
+    NodeStatus.DEGRADED: 1,
+    NodeStatus.DRAINING: 1,
+    NodeStatus.OFFLINE: 2,  # ST_OFFLINE
+}
 
 
 def installed_types(services: tuple[InstalledService, ...]) -> ServiceType:
@@ -75,7 +83,7 @@ class NodeRecord:
     slot: int
     serial: int
     loads: LoadTableLike
-    status: NodeStatus = NodeStatus.REGISTERING
+    _status: NodeStatus = NodeStatus.REGISTERING
     warmup_since: float = 0.0  # when the node last entered REGISTERING
     unhealthy_streak: int = 0
     draining: bool = False
@@ -110,6 +118,17 @@ class NodeRecord:
     @property
     def installed(self) -> ServiceType:
         return installed_types(self.services)
+
+    @property
+    def status(self) -> NodeStatus:
+        return self._status
+
+    @status.setter
+    def status(self, status: NodeStatus) -> None:
+        """Set the status and publish its code in the load table, where every
+        snapshot generation reads it: a status change needs no new snapshot."""
+        self._status = status
+        self.loads.set_status(self.slot, STATUS_CODES[status])
 
     def load(self) -> tuple[int, int, float, float, float | None, float]:
         """``(running, reserved, cpu, memory, gpu or None, last_heartbeat)`` now."""

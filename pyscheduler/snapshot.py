@@ -1,10 +1,10 @@
 """``RuntimeSnapshot``: the immutable struct-of-arrays copy of what dispatch reads.
 
-Built in one pass from the fleet (the legacy structures) and the shared load
-table; a new generation is built whenever the topology changes (nodes,
-status, services, languages, pools, config). Load-only heartbeats and
-reservations never rebuild it: they write the load table, which every
-generation shares by slot.
+Built in one pass from the fleet (the legacy structures, or the management
+state) and the shared load table; a new generation is built when the topology
+changes (nodes joining or leaving pools, services, languages, pools, config).
+What changes often never rebuilds it: heartbeats, reservations and status
+changes write the load table, which every generation shares by slot.
 
 Nodes are numbered by sorted id and pools by sorted id, so index order is id
 order in both the arrays and the kernels. Language codes are interned to
@@ -24,18 +24,11 @@ from .config import Phase3Config
 from .fleet import Fleet
 from .lang_index import PoolLanguageIndex, intern_languages, words_for
 from .loads import LoadTableLike
-from .model import InstalledService, LanguageCapabilities, NodeStatus, ServiceType
+from .model import InstalledService, LanguageCapabilities, ServiceType
 from .nodes import NodeRecord, provides
 
-__all__ = ["RuntimeSnapshot", "build_snapshot", "STATUS_CODES"]
+__all__ = ["RuntimeSnapshot", "build_snapshot"]
 
-STATUS_CODES = {
-    NodeStatus.READY: 0,
-    NodeStatus.REGISTERING: 1,
-    NodeStatus.DEGRADED: 1,
-    NodeStatus.DRAINING: 1,
-    NodeStatus.OFFLINE: 2,
-}
 _NF_HAS_GPU = 1
 _NF_PUBLIC = 2
 
@@ -166,7 +159,7 @@ def _node_columns(records: list[NodeRecord], fleet: Fleet, lang_ids: Mapping[str
     words = words_for(n_langs)
     caps_codes: dict[LanguageCapabilities, tuple[int, int, int, int, list[int]]] = {}
     provided_by: dict[tuple[InstalledService, ...], int] = {}
-    columns: dict[str, list] = {name: [] for name in ("status", "flags", "provides", "max_jobs", "slot",
+    columns: dict[str, list] = {name: [] for name in ("flags", "provides", "max_jobs", "slot",
                                                       "asr", "tts", "nmt", "nmt_tgt", "pairs")}
     for record in records:
         info, caps = record.info, record.capabilities
@@ -184,7 +177,6 @@ def _node_columns(records: list[NodeRecord], fleet: Fleet, lang_ids: Mapping[str
             provided = provided_by[record.services] = sum(
                 int(kind) for kind in ServiceType if provides(record.services, kind, fleet.core)
             )
-        columns["status"].append(STATUS_CODES[record.status])
         columns["flags"].append((_NF_HAS_GPU if info.has_gpu else 0) | (_NF_PUBLIC if info.accept_public_jobs else 0))
         columns["provides"].append(provided)
         columns["max_jobs"].append(info.max_concurrent_jobs)
@@ -198,7 +190,6 @@ def _node_columns(records: list[NodeRecord], fleet: Fleet, lang_ids: Mapping[str
     pair_ptr[1:] = np.cumsum([len(p) for p in columns["pairs"]], dtype=np.int64)
     return {
         "slot": np.array(columns["slot"], dtype=np.int32),
-        "status": np.array(columns["status"], dtype=np.uint8),
         "node_flags": np.array(columns["flags"], dtype=np.uint8),
         "provides": np.array(columns["provides"], dtype=np.uint8),
         "max_jobs": np.array(columns["max_jobs"], dtype=np.int32),
