@@ -35,6 +35,9 @@ class Fleet:
         self._lang_nodes: dict[str, set[str]] = {}
         self._lookup = PoolLookup(())
         self.topology_version = 0
+        # what changed since the owner last looked (for syncing a copy elsewhere)
+        self.touched: set[str] = set()
+        self.pools_changed = False
         self._install_pools(cfg.pools)
 
     # -- reading ---------------------------------------------------------------------
@@ -58,6 +61,7 @@ class Fleet:
     def add(self, record: NodeRecord) -> None:
         """Add a new node (replacing none: call :meth:`discard` first)."""
         self.nodes[record.node_id] = record
+        self.touched.add(record.node_id)
         self._index_node(record)
         self._assign(record)
         self._grow_generated([self._counted_set(record)])
@@ -66,6 +70,7 @@ class Fleet:
     def discard(self, node_id: str) -> NodeRecord | None:
         """Forget a node entirely; its generated pool stays (no flapping)."""
         record = self.nodes.pop(node_id, None)
+        self.touched.add(node_id)
         if record is not None:
             self._unindex_node(record)
             self._set_pools(record, ())
@@ -76,6 +81,7 @@ class Fleet:
         """Take a node out of every pool; it stays known (OFFLINE) until it registers again."""
         if record.disconnected:
             return
+        self.touched.add(record.node_id)
         self._unindex_node(record)
         self._set_pools(record, ())
         record.disconnected = True
@@ -83,6 +89,7 @@ class Fleet:
 
     def capabilities_changed(self, record: NodeRecord, old_langs: frozenset[str], old_counted) -> None:
         """Refresh a node's membership after its services or languages changed."""
+        self.touched.add(record.node_id)
         self._unindex(record.node_id, old_langs, old_counted)
         self._index_node(record)
         self._assign(record)
@@ -109,6 +116,7 @@ class Fleet:
                 generated = self.generated[: cfg.auto_pool.max_pools]
         self._set_generated(generated)
         self._install_pools(cfg.pools + generated)
+        self.pools_changed = True
         for record in self.nodes.values():
             if not record.disconnected:
                 self._assign(record)
@@ -116,7 +124,14 @@ class Fleet:
 
     def set_core(self, core: CoreServicesConfig) -> None:
         self.core = core
+        self.pools_changed = True  # every node's "provides" mask may change
         self.topology_version += 1
+
+    def take_changes(self) -> tuple[set[str], bool]:
+        """The node ids touched and whether pools/configs changed since the last call."""
+        touched, pools_changed = self.touched, self.pools_changed
+        self.touched, self.pools_changed = set(), False
+        return touched, pools_changed
 
     # -- internals -----------------------------------------------------------------------
 
@@ -177,6 +192,7 @@ class Fleet:
         if pool_ids == record.pool_ids:
             return
         node_id = record.node_id
+        self.touched.add(node_id)
         for pid in set(record.pool_ids) - set(pool_ids):
             members = self.members.get(pid)
             if members is not None:
@@ -205,6 +221,7 @@ class Fleet:
             self.pools[p.pool_id] = p
             self.members[p.pool_id] = []
         self._lookup = PoolLookup(self.pools.values())
+        self.pools_changed = True
         for p in new:
             for node_id in sorted(self._covering_nodes(p.language_set)):
                 self._assign(self.nodes[node_id])

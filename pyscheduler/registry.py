@@ -43,6 +43,7 @@ from .fleet import Fleet
 from .lang_index import PoolLanguageIndex
 from .languages import normalize_lang
 from .loads import SlotAllocator, new_load_table
+from .management import ManagementRegistry, NodeEntry, entry_differences
 from .locks import TimedLock
 from .metrics import Metrics
 from .model import (
@@ -108,6 +109,13 @@ class NodeRegistry:
         self._versions_lock = threading.Lock()
         self._listeners: tuple[Callable[[RegistryEvent], None], ...] = ()
         self._sessions = SessionRuntimeManager(clock=clock)
+        self._management: ManagementRegistry | None = None
+        self._management_stale = True  # it missed changes (or does not exist yet)
+        self._build_lock = threading.Lock()  # one snapshot build at a time
+        if flags.use_management_registry:
+            with self._locked("init"):
+                self._ensure_management_locked()
+                self._sync_all_locked()
 
     # -- locking -----------------------------------------------------------------------
 
@@ -133,6 +141,9 @@ class NodeRegistry:
         with self._locked("set_phase3_config"):
             self._fleet.set_config(cfg)
             self._metrics.inc("config_changes")
+            self._after_change_locked()
+        if self._fast():
+            self.snapshot()  # publish now: the next dispatch finds the new pools ready
         self._emit(RegistryEvent(ChangeKind.PHASE3_CONFIG, phase3=cfg))
 
     def set_core_services_config(self, cfg: CoreServicesConfig) -> None:
@@ -140,6 +151,7 @@ class NodeRegistry:
         _require(cfg, CoreServicesConfig, "cfg", ConfigError)
         with self._locked("set_core_services_config"):
             self._fleet.set_core(cfg)
+            self._after_change_locked()
         self._emit(RegistryEvent(ChangeKind.CORE_SERVICES_CONFIG, core_services=cfg))
 
     @property
@@ -147,9 +159,15 @@ class NodeRegistry:
         return self._flags
 
     def set_flags(self, flags: MigrationFlags) -> None:
-        """Switch migration flags at run time."""
+        """Switch migration flags at run time. Turning ``use_management_registry``
+        on creates the management registry if needed and resyncs it in full."""
         _require(flags, MigrationFlags, "flags", ConfigError)
-        self._flags = flags
+        with self._locked("set_flags"):
+            if flags.use_management_registry:
+                self._ensure_management_locked()
+                if self._management_stale:
+                    self._sync_all_locked()
+            self._flags = flags
 
     # -- node lifecycle ----------------------------------------------------------------
 
@@ -179,6 +197,7 @@ class NodeRegistry:
             self._reservations.claim_slot(slot, record.serial)
             self._fleet.add(record)
             self._metrics.inc("registrations")
+            self._after_change_locked()
         self._emit(RegistryEvent(ChangeKind.REGISTERED, node_id, info=info))
         return node_id
 
@@ -198,9 +217,14 @@ class NodeRegistry:
         with self._locked("heartbeat"):
             record = self._live(node_id)
             old_sets = None if hb.load_only else self._fleet.node_sets(record)
+            old_status = record.status
             if record.apply_heartbeat(hb, self._clock()):  # status reaches the load table
                 self._fleet.capabilities_changed(record, *old_sets)
+            elif record.status is not old_status:
+                self._fleet.touched.add(node_id)
             self._metrics.inc("heartbeats")
+            if self._fleet.touched:  # a load-only beat changes nothing to sync
+                self._after_change_locked()
             status = record.status
         if self._listeners:
             self._emit(RegistryEvent(ChangeKind.HEARTBEAT, node_id, heartbeat=hb, status=status))
@@ -214,6 +238,8 @@ class NodeRegistry:
             if record.status is not NodeStatus.OFFLINE:
                 record.status = NodeStatus.DRAINING
             status = record.status
+            self._fleet.touched.add(node_id)
+            self._after_change_locked()
         self._emit(RegistryEvent(ChangeKind.DRAINING, node_id, status=status))
 
     def disconnect_node(self, node_id: str) -> None:
@@ -225,6 +251,7 @@ class NodeRegistry:
             self._fleet.disconnect(record)
             self._reservations.free_slot(record.slot)
             self._reservations.claim_slot(record.slot, record.serial)
+            self._after_change_locked()
         self._emit(RegistryEvent(ChangeKind.DISCONNECTED, node_id, status=NodeStatus.OFFLINE))
 
     def remove_node(self, node_id: str) -> None:
@@ -233,6 +260,7 @@ class NodeRegistry:
             if node_id not in self._fleet.nodes:
                 raise UnknownNodeError(f"unknown node id {node_id!r}")
             self._forget(node_id)
+            self._after_change_locked()
         self._emit(RegistryEvent(ChangeKind.REMOVED, node_id))
 
     def sweep(self, now: float | None = None) -> list[str]:
@@ -249,6 +277,8 @@ class NodeRegistry:
             expired = self._reservations.expire(now, cfg.reservation_ttl_s)
             self._metrics.inc("reservations_expired", expired)
             statuses = [(nid, self._fleet.nodes[nid].status) for nid in changed]
+            self._fleet.touched.update(changed)
+            self._after_change_locked()
         for nid, status in statuses:
             self._emit(RegistryEvent(ChangeKind.STATUS, nid, status=status))
         return changed
@@ -293,28 +323,133 @@ class NodeRegistry:
             except Exception:  # a subscriber's bug must not undo or block a change
                 log.exception("registry listener %r failed on %s", listener, event.kind.value)
 
+    # -- the management domain (DESIGN §1, §4 migration) ------------------------------------
+
+    def enable_lock_optimization(self) -> None:
+        """Create the management registry (snapshots are then built from it, outside
+        the registry lock) and the session runtime, copy all existing state into
+        them, and switch every flag on (``shadow_compare`` and
+        ``rollout_percent`` are kept as they are)."""
+        with self._locked("enable_lock_optimization"):
+            self._ensure_management_locked()
+            self._sync_all_locked()
+        flags = self._flags
+        self.set_flags(MigrationFlags(True, True, True, True, flags.shadow_compare, flags.rollout_percent))
+
+    def sync_node_to_management(self, node_id: str) -> None:
+        """Copy one node's legacy state (status, services, languages, pools) to
+        the management registry."""
+        with self._locked("sync_node"):
+            self._ensure_management_locked()
+            record = self._fleet.nodes.get(node_id)
+            if record is None:
+                raise UnknownNodeError(f"unknown node id {node_id!r}")
+            self._management.upsert(NodeEntry.of(record), self._fleet.topology_version)
+
+    def remove_node_from_management(self, node_id: str) -> None:
+        """Drop a node from the management registry (it must be gone from the legacy side)."""
+        with self._locked("remove_from_management"):
+            self._ensure_management_locked()
+            if node_id in self._fleet.nodes:
+                raise InvalidRequestError(f"node {node_id!r} is still registered; remove it first")
+            self._management.remove(node_id, self._fleet.topology_version)
+
+    def sync_phase3_config_to_management(self) -> None:
+        """Copy the Phase3 config, the generated pools and every membership."""
+        with self._locked("sync_phase3_config"):
+            self._ensure_management_locked()
+            self._sync_pools_locked()
+
+    def sync_core_services_to_management(self) -> None:
+        """Copy the core-services config."""
+        with self._locked("sync_core_services"):
+            self._ensure_management_locked()
+            self._management.set_core(self._fleet.core, self._fleet.topology_version)
+
+    def _ensure_management_locked(self) -> ManagementRegistry:
+        if self._management is None:
+            self._management = ManagementRegistry(self._fleet.cfg, self._fleet.core, self._metrics)
+            self._management_stale = True
+        return self._management
+
+    def _management_on(self) -> bool:
+        return self._management is not None and self._flags.use_management_registry
+
+    def _sync_all_locked(self) -> None:
+        self._fleet.take_changes()
+        self._management.set_core(self._fleet.core, self._fleet.topology_version)
+        self._sync_pools_locked()
+        self._management_stale = False
+
+    def _sync_pools_locked(self) -> None:
+        fleet = self._fleet
+        entries = [NodeEntry.of(r) for r in fleet.nodes.values()]
+        self._management.set_pools(fleet.cfg, fleet.generated, entries, fleet.topology_version)
+
+    def _after_change_locked(self) -> None:
+        """Copy what the last change touched to the management registry (when on)."""
+        touched, pools_changed = self._fleet.take_changes()
+        if not self._management_on():
+            if self._management is not None and (touched or pools_changed):
+                self._management_stale = True  # resynced in full when switched on again
+            return
+        if self._management_stale or pools_changed:
+            self._sync_all_locked()
+            return
+        fleet, management = self._fleet, self._management
+        for node_id in touched:
+            record = fleet.nodes.get(node_id)
+            if record is None:
+                management.remove(node_id, fleet.topology_version)
+            else:
+                management.upsert(NodeEntry.of(record), fleet.topology_version)
+
     # -- snapshots ---------------------------------------------------------------------
 
     def snapshot(self) -> RuntimeSnapshot:
-        """The current read-only snapshot (rebuilt first if the topology changed)."""
+        """The current read-only snapshot (rebuilt first if the topology changed).
+
+        With the management registry on, the rebuild captures the management
+        state under its lock and builds outside every lock (two-phase); a
+        reader only waits when it finds the snapshot stale while another
+        thread is already rebuilding it.
+        """
         snap = self._snapshot
         if snap is not None and snap.version == self._fleet.topology_version:
             return snap
+        if self._management_on() and not self._management_stale:
+            return self._publish_from_management()
         with self._locked("publish_snapshot"):
             return self._publish_locked()
+
+    def _publish_from_management(self) -> RuntimeSnapshot:
+        with self._build_lock:
+            snap = self._snapshot
+            if snap is not None and snap.version == self._fleet.topology_version:
+                return snap  # another thread built it while we waited
+            state = self._management.capture()
+            start = time.perf_counter()
+            built = build_snapshot(state, self._loads, state.version)  # no lock held
+            return self._install(built, time.perf_counter() - start)
 
     def _publish_locked(self) -> RuntimeSnapshot:
         version = self._fleet.topology_version
         snap = self._snapshot
         if snap is None or snap.version != version:
             start = time.perf_counter()
-            snap = build_snapshot(self._fleet, self._loads, version)
-            with self._versions_lock:
-                self._live_versions[version] += 1
-            weakref.finalize(snap, self._snapshot_released, version)
+            snap = self._install(build_snapshot(self._fleet, self._loads, version), time.perf_counter() - start)
+        return snap
+
+    def _install(self, snap: RuntimeSnapshot, build_s: float) -> RuntimeSnapshot:
+        """Make ``snap`` current unless a newer generation already is."""
+        with self._versions_lock:
+            self._live_versions[snap.version] += 1
+        weakref.finalize(snap, self._snapshot_released, snap.version)
+        current = self._snapshot
+        if current is None or snap.version >= current.version:
             self._snapshot = snap
-            self._metrics.observe("snapshot_build_s", time.perf_counter() - start)
-            self._metrics.inc("snapshots_built")
+        self._metrics.observe("snapshot_build_s", build_s)
+        self._metrics.inc("snapshots_built")
         return snap
 
     def _snapshot_released(self, version: int) -> None:
@@ -577,9 +712,17 @@ class NodeRegistry:
             return list(self._fleet.members[pool_id])
 
     def verify_consistency(self) -> list[str]:
-        """Differences between the registry's structures; empty when consistent."""
+        """Differences between the legacy structures, the management state and the
+        published snapshot, field by field; empty when consistent.
+
+        Checked: membership and reservation counts against a recomputation from
+        the nodes; with the management registry on, every node entry, pool,
+        member list and config against the legacy side; a current snapshot
+        against a fresh build from the same state."""
         with self._locked("verify_consistency"):
             problems = _fleet_problems(self._fleet, self._reservations)
+            if self._management_on() and not self._management_stale:
+                problems += _management_problems(self._fleet, self._management.capture())
             snap = self._snapshot
             if snap is not None and snap.version == self._fleet.topology_version:
                 problems += _snapshot_problems(snap, self._fleet)
@@ -640,6 +783,29 @@ def _fleet_problems(fleet: Fleet, reservations: Reservations) -> list[str]:
     for p in fleet.generated:
         if p.pool_id in configured or fleet.pools.get(p.pool_id) != p:
             problems.append(f"generated pool {p.pool_id} ({p.name}) is not installed as generated")
+    return problems
+
+
+def _management_problems(fleet: Fleet, state) -> list[str]:
+    """Compare the management state with the legacy structures, field by field."""
+    problems = []
+    if state.version != fleet.topology_version:
+        problems.append(f"management: version {state.version} != legacy {fleet.topology_version}")
+    if state.cfg != fleet.cfg or state.core != fleet.core:
+        problems.append("management: config differs from the legacy side")
+    if state.generated != fleet.generated or state.pools != fleet.pools:
+        problems.append("management: pools differ from the legacy side")
+    for node_id in sorted(set(fleet.nodes) | set(state.nodes)):
+        record, entry = fleet.nodes.get(node_id), state.nodes.get(node_id)
+        if record is None or entry is None:
+            problems.append(f"management: node {node_id} is only on the {'legacy' if entry is None else 'management'} side")
+            continue
+        fields = entry_differences(NodeEntry.of(record), entry)
+        if fields:
+            problems.append(f"management: node {node_id} differs in {', '.join(fields)}")
+    for pid in sorted(set(fleet.members) | set(state.members)):
+        if fleet.members.get(pid, []) != state.members.get(pid, []):
+            problems.append(f"management: members of pool {pid} differ")
     return problems
 
 

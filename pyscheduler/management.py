@@ -1,0 +1,183 @@
+"""The management domain (DESIGN §1): the node and pool state snapshots are built from.
+
+``ManagementRegistry`` keeps ``ManagementState`` behind one lock that is held
+only for O(1)-per-node updates (a node's entry and its membership diff) or a
+reference swap (a whole new pool set). Entries are immutable ``NodeEntry``
+values, so capturing the state for a snapshot build is a shallow copy taken
+under the lock; the build itself runs outside it (two-phase).
+
+During a migration the registry keeps its legacy structures (``Fleet``) and
+copies each change here (``NodeRegistry.sync_*_to_management``); the
+consistency check compares the two field by field. Nothing here imports
+selection code.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from .config import CoreServicesConfig, Phase3Config, PoolConfig
+from .errors import UnknownPoolError
+from .locks import TimedLock
+from .metrics import Metrics
+from .model import InstalledService, LanguageCapabilities, NodeInfo, NodeStatus
+from .nodes import NodeRecord
+
+__all__ = ["NodeEntry", "ManagementState", "ManagementRegistry", "entry_differences"]
+
+
+@dataclass(frozen=True, slots=True)
+class NodeEntry:
+    """One node as the management domain holds it: an immutable value."""
+
+    info: NodeInfo
+    status: NodeStatus
+    services: tuple[InstalledService, ...]
+    capabilities: LanguageCapabilities
+    pool_ids: tuple[int, ...]
+    slot: int
+    serial: int
+    draining: bool
+    disconnected: bool
+
+    @classmethod
+    def of(cls, record: NodeRecord) -> NodeEntry:
+        return cls(
+            record.info,
+            record.status,
+            record.services,
+            record.capabilities,
+            record.pool_ids,
+            record.slot,
+            record.serial,
+            record.draining,
+            record.disconnected,
+        )
+
+    @property
+    def node_id(self) -> str:
+        assert self.info.node_id is not None
+        return self.info.node_id
+
+
+_ENTRY_FIELDS = NodeEntry.__slots__
+
+
+def entry_differences(a: NodeEntry, b: NodeEntry) -> list[str]:
+    """The fields in which two entries differ."""
+    return [name for name in _ENTRY_FIELDS if getattr(a, name) != getattr(b, name)]
+
+
+class ManagementState:
+    """Nodes, pools (configured and generated), members and configs at one version.
+
+    Offers the read interface snapshot building needs (``cfg``, ``core``,
+    ``nodes``, ``pools``, ``members``, ``live_nodes()``, ``ordered_pools()``),
+    like the legacy ``Fleet``.
+    """
+
+    def __init__(self, cfg: Phase3Config, core: CoreServicesConfig) -> None:
+        self.cfg = cfg
+        self.core = core
+        self.nodes: dict[str, NodeEntry] = {}
+        self.pools: dict[int, PoolConfig] = {p.pool_id: p for p in cfg.pools}
+        self.generated: tuple[PoolConfig, ...] = ()
+        self.members: dict[int, list[str]] = {pid: [] for pid in self.pools}
+        self.version = 0
+
+    def live_nodes(self) -> list[str]:
+        return sorted(nid for nid, e in self.nodes.items() if not e.disconnected)
+
+    def ordered_pools(self) -> list[PoolConfig]:
+        return [self.pools[pid] for pid in sorted(self.pools)]
+
+    def pool(self, pool_id: int) -> PoolConfig:
+        try:
+            return self.pools[pool_id]
+        except KeyError:
+            raise UnknownPoolError(f"unknown pool id {pool_id!r}") from None
+
+    def copy(self) -> ManagementState:
+        """A shallow copy that later updates cannot touch (entries are immutable)."""
+        other = ManagementState.__new__(ManagementState)
+        other.cfg, other.core, other.version = self.cfg, self.core, self.version
+        other.nodes = dict(self.nodes)
+        other.pools = dict(self.pools)
+        other.generated = self.generated
+        other.members = {pid: list(m) for pid, m in self.members.items()}
+        return other
+
+
+class ManagementRegistry:
+    """``ManagementState`` behind one instrumented lock (``management_lock_*_s``)."""
+
+    def __init__(self, cfg: Phase3Config, core: CoreServicesConfig, metrics: Metrics) -> None:
+        self.lock = TimedLock("management", metrics)
+        self._state = ManagementState(cfg, core)
+
+    @property
+    def version(self) -> int:
+        return self._state.version
+
+    # -- writes: O(1) per node, or a swap ---------------------------------------------
+
+    def upsert(self, entry: NodeEntry, version: int) -> None:
+        """Store a node's entry and apply its membership diff."""
+        with self.lock.at("upsert_node"):
+            state = self._state
+            old = state.nodes.get(entry.node_id)
+            _move(state, entry.node_id, () if old is None else old.pool_ids, entry.pool_ids)
+            state.nodes[entry.node_id] = entry
+            state.version = version
+
+    def remove(self, node_id: str, version: int) -> None:
+        with self.lock.at("remove_node"):
+            state = self._state
+            old = state.nodes.pop(node_id, None)
+            if old is not None:
+                _move(state, node_id, old.pool_ids, ())
+            state.version = version
+
+    def set_pools(
+        self, cfg: Phase3Config, generated: tuple[PoolConfig, ...], entries: Iterable[NodeEntry], version: int
+    ) -> None:
+        """Swap in a new pool set with every node's entry (membership rebuilt
+        outside the lock, then installed with one swap)."""
+        fresh = ManagementState(cfg, self._state.core)
+        fresh.generated = generated
+        fresh.pools = {p.pool_id: p for p in (*cfg.pools, *generated)}
+        fresh.members = {pid: [] for pid in fresh.pools}
+        for entry in sorted(entries, key=lambda e: e.node_id):
+            fresh.nodes[entry.node_id] = entry
+            for pid in entry.pool_ids:
+                fresh.members[pid].append(entry.node_id)
+        fresh.version = version
+        with self.lock.at("set_pools"):
+            fresh.core = self._state.core
+            self._state = fresh
+
+    def set_core(self, core: CoreServicesConfig, version: int) -> None:
+        with self.lock.at("set_core"):
+            self._state.core = core
+            self._state.version = version
+
+    # -- reads ---------------------------------------------------------------------------
+
+    def capture(self) -> ManagementState:
+        """A consistent copy of the state, for a snapshot build outside the lock."""
+        with self.lock.at("capture"):
+            return self._state.copy()
+
+
+def _move(state: ManagementState, node_id: str, old: tuple[int, ...], new: tuple[int, ...]) -> None:
+    """Apply a node's membership change to the sorted member lists."""
+    for pid in set(old) - set(new):
+        members = state.members.get(pid)
+        if members is not None:
+            i = bisect.bisect_left(members, node_id)
+            if i < len(members) and members[i] == node_id:
+                del members[i]
+    for pid in set(new) - set(old):
+        bisect.insort(state.members.setdefault(pid, []), node_id)
