@@ -14,6 +14,8 @@ interleaved in rounds so a burst of noise hits both.
 from __future__ import annotations
 
 import gc
+import logging
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -28,7 +30,15 @@ from .registry import NodeRegistry
 from .selection import fast
 from .workloads import Workload, build_registry, make_jobs, make_workload
 
-__all__ = ["BenchResult", "run_bench", "format_table", "DEFAULT_CALLS"]
+__all__ = [
+    "BenchResult",
+    "ContentionResult",
+    "DEFAULT_CALLS",
+    "contention_workload",
+    "format_contention",
+    "format_table",
+    "run_bench",
+]
 
 DEFAULT_CALLS = {"small": 20_000, "10k": 20_000, "100k": 10_000}
 LEGACY_CALLS = {"small": 5_000, "10k": 1_000, "100k": 200}
@@ -187,6 +197,149 @@ def format_table(results: Sequence[BenchResult]) -> str:
     """A plain-text table, one row per workload."""
     header = [title for title, _, _ in _COLUMNS]
     rows = [[fmt.format(getattr(r, key)) for _, key, fmt in _COLUMNS] for r in results]
+    widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(header)]
+    lines = ["  ".join(h.rjust(w) for h, w in zip(header, widths))]
+    lines += ["  ".join(c.rjust(w) for c, w in zip(row, widths)) for row in rows]
+    return "\n".join(lines)
+
+
+# -- contention: dispatch latency during a heartbeat storm (issue 4) -----------------------
+
+STORM_BATCH = 8  # heartbeats applied between two yields of the GIL, as a network handler would
+
+
+@dataclass(frozen=True)
+class ContentionResult:
+    """Dispatch latency on one path, quiet and during a heartbeat storm (µs)."""
+
+    workload: str
+    path: str
+    quiet_p50_us: float
+    quiet_p99_us: float
+    storm_p50_us: float
+    storm_p99_us: float
+    storm_over_quiet_p99: float
+    heartbeats_per_s: float
+    target_heartbeats_per_s: float
+    registry_lock_wait_p99_us: float
+    management_lock_wait_p99_us: float
+    slow_lock_waits: int  # waits over 10 ms (each is also logged as a warning)
+    calls: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _dispatch_latencies(registry: NodeRegistry, jobs: Sequence[JobRequest]) -> np.ndarray:
+    return _timed_selects(registry, jobs) / 1e3
+
+
+class _Storm:
+    """Threads applying load-only heartbeats at a target rate until stopped."""
+
+    def __init__(self, registry: NodeRegistry, workload: Workload, rate: float, threads: int = 2) -> None:
+        self.registry = registry
+        self.ids = [info.node_id for info in workload.nodes]
+        self.beats = [
+            Heartbeat(b.cpu_usage, b.memory_usage, b.gpu_usage, b.current_jobs) for b in workload.initial_heartbeats
+        ]
+        self.rate_per_thread = rate / threads
+        self.stop = threading.Event()
+        self.applied = [0] * threads
+        self.threads = [threading.Thread(target=self._run, args=(k,), daemon=True) for k in range(threads)]
+
+    def _run(self, k: int) -> None:
+        update, ids, beats = self.registry.update_node_heartbeat, self.ids, self.beats
+        n, i, start = len(ids), k, time.perf_counter()
+        while not self.stop.is_set():
+            for _ in range(STORM_BATCH):
+                update(ids[i % n], beats[i % n])
+                i += len(self.threads)
+            self.applied[k] += STORM_BATCH
+            ahead = self.applied[k] / self.rate_per_thread - (time.perf_counter() - start)
+            time.sleep(ahead if ahead > 0 else 0)  # pace to the rate; always yield the GIL
+
+    def __enter__(self) -> _Storm:
+        self.started = time.perf_counter()
+        for t in self.threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        for t in self.threads:
+            t.join()
+        self.elapsed = time.perf_counter() - self.started
+
+    @property
+    def achieved(self) -> float:
+        return sum(self.applied) / self.elapsed
+
+
+def contention_workload(
+    name: str = "10k", *, rate: float = 50_000, calls: int = 20_000, seed: int = 1
+) -> list[ContentionResult]:
+    """Dispatch p50/p99 quiet and under a heartbeat storm, on the legacy path and on
+    the new one (``enable_lock_optimization``), measured in the same process."""
+    workload = make_workload(name, seed)
+    jobs = make_jobs(workload, calls, seed)
+    results = []
+    for path in ("legacy", "new"):
+        registry = build_registry(workload, clock=lambda: _CLOCK_NOW)
+        if path == "new":
+            registry.enable_lock_optimization()
+            registry.snapshot()
+        legacy_calls = jobs[: LEGACY_CALLS.get(name, 1_000) * 2] if path == "legacy" else jobs
+        gc.collect()
+        quiet = _dispatch_latencies(registry, legacy_calls)
+        locks_log = logging.getLogger("pyscheduler.locks")
+        level = locks_log.level
+        locks_log.setLevel(logging.ERROR)  # slow waits are counted below, not printed one by one
+        try:
+            with _Storm(registry, workload, rate) as storm:
+                loud = _dispatch_latencies(registry, legacy_calls)
+        finally:
+            locks_log.setLevel(level)
+        metrics = registry.metrics()
+        hists = metrics["histograms"]
+        results.append(
+            ContentionResult(
+                workload=name,
+                path=path,
+                quiet_p50_us=float(np.percentile(quiet, 50)),
+                quiet_p99_us=float(np.percentile(quiet, 99)),
+                storm_p50_us=float(np.percentile(loud, 50)),
+                storm_p99_us=float(np.percentile(loud, 99)),
+                storm_over_quiet_p99=float(np.percentile(loud, 99) / np.percentile(quiet, 99)),
+                heartbeats_per_s=storm.achieved,
+                target_heartbeats_per_s=rate,
+                registry_lock_wait_p99_us=hists.get("registry_lock_wait_s", {}).get("p99", 0.0) * 1e6,
+                management_lock_wait_p99_us=hists.get("management_lock_wait_s", {}).get("p99", 0.0) * 1e6,
+                slow_lock_waits=sum(v for k, v in metrics["counters"].items() if k.startswith("slow_lock_wait")),
+                calls=len(legacy_calls),
+            )
+        )
+    return results
+
+
+_CONTENTION_COLUMNS = (
+    ("workload", "workload", "{}"),
+    ("path", "path", "{}"),
+    ("quiet p50 µs", "quiet_p50_us", "{:.2f}"),
+    ("quiet p99 µs", "quiet_p99_us", "{:.1f}"),
+    ("storm p50 µs", "storm_p50_us", "{:.2f}"),
+    ("storm p99 µs", "storm_p99_us", "{:.1f}"),
+    ("storm/quiet p99", "storm_over_quiet_p99", "{:.2f}×"),
+    ("heartbeats/s", "heartbeats_per_s", "{:,.0f}"),
+    ("registry lock wait p99 µs", "registry_lock_wait_p99_us", "{:.0f}"),
+    ("management lock wait p99 µs", "management_lock_wait_p99_us", "{:.0f}"),
+    ("waits > 10 ms", "slow_lock_waits", "{:,}"),
+)
+
+
+def format_contention(results: Sequence[ContentionResult]) -> str:
+    header = [title for title, _, _ in _CONTENTION_COLUMNS]
+    rows = [[fmt.format(getattr(r, key)) for _, key, fmt in _CONTENTION_COLUMNS] for r in results]
     widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(header)]
     lines = ["  ".join(h.rjust(w) for h, w in zip(header, widths))]
     lines += ["  ".join(c.rjust(w) for c, w in zip(row, widths)) for row in rows]
