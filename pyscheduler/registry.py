@@ -43,8 +43,8 @@ from .fleet import Fleet
 from .lang_index import PoolLanguageIndex
 from .languages import normalize_lang
 from .loads import SlotAllocator, new_load_table
-from .management import ManagementRegistry, NodeEntry, entry_differences
 from .locks import TimedLock
+from .management import ManagementRegistry, NodeEntry, entry_differences
 from .metrics import Metrics
 from .model import (
     CORE_TYPES,
