@@ -739,6 +739,10 @@ class NodeRegistry:
                 "pools": len(self._fleet.pools),
                 "generated_pools": len(self._fleet.generated),
                 "reservations": len(self._reservations),
+                "sessions": len(self._sessions),
+                "topology_version": self._fleet.topology_version,
+                "snapshot_version": -1 if self._snapshot is None else self._snapshot.version,
+                "management_in_sync": self._management_on() and not self._management_stale,
             }
             return out
 
