@@ -61,7 +61,7 @@ from .nodes import STATUS_CODES, NodeRecord
 from .pools import PoolLookup, eligible_pools, node_pools
 from .reservations import Reservations
 from .selection import fast, legacy
-from .sessions import SessionRuntimeManager
+from .sessions import SessionEntry, SessionRuntimeManager
 from .snapshot import RuntimeSnapshot, build_snapshot
 
 __all__ = ["NodeRegistry", "REGISTER_POLICIES"]
@@ -515,11 +515,11 @@ class NodeRegistry:
         start = time.perf_counter()
         with self._locked("select_node"):
             now = self._clock()
-            bound = self._bound_pool_legacy(job, now)
+            entry, bound = self._bound_pool_legacy(job, now)
             selection, node = legacy.select(self._fleet, job, now, bound, reserve=self._reserve_locked)
             selection = self._finish(selection, node, now)
         self._metrics.observe("select_s", time.perf_counter() - start)
-        self._sessions.record(job.session_id, selection.node_id)
+        self._sessions.record(entry, selection.node_id)
         return selection
 
     def _select_fast(self, job: JobRequest) -> Selection:
@@ -527,17 +527,17 @@ class NodeRegistry:
         if snap is None or snap.version != self._fleet.topology_version:
             snap = self.snapshot()
         now = self._clock()
-        bound = self._bound_pool_fast(job, snap, now)
+        entry, bound = self._bound_pool_fast(job, snap, now)
         raw = fast.run_kernel(snap, job, now, bound_pool=bound)
-        if job.session_id is not None and raw[0] >= 0:
-            self._sessions.record(job.session_id, snap.node_ids[raw[0]])
         node = raw[0]
         if node < 0:
             selection = fast.to_selection(snap, raw, None)
             self._count_failure(selection)
             return selection
         self._metrics.inc("selections")
-        token = self._reservations.add(snap.node_ids[node], snap.slots[node], snap.node_serials[node], now)
+        node_id = snap.node_ids[node]
+        self._sessions.record(entry, node_id)
+        token = self._reservations.add(node_id, snap.slots[node], snap.node_serials[node], now)
         return fast.to_selection(snap, raw, token)
 
     def _count_failure(self, selection: Selection) -> None:
@@ -552,10 +552,10 @@ class NodeRegistry:
         """The session runtime manager (used when ``flags.use_session_runtime``)."""
         return self._sessions
 
-    def _bound_pool_legacy(self, job: JobRequest, now: float) -> int | None:
-        """The session's bound pool, found with the legacy scan (registry lock held)."""
+    def _bound_pool_legacy(self, job: JobRequest, now: float) -> tuple[SessionEntry | None, int | None]:
+        """The session entry and bound pool, found with the legacy scan (registry lock held)."""
         if not (self._flags.use_session_runtime and job.session_id is not None):
-            return None
+            return None, None
         fleet = self._fleet
 
         def eligible() -> list[int]:
@@ -565,10 +565,12 @@ class NodeRegistry:
 
         return self._sessions.bind(job, eligible, fleet.cfg, fleet.topology_version, now)
 
-    def _bound_pool_fast(self, job: JobRequest, snap: RuntimeSnapshot, now: float) -> int | None:
-        """The session's bound pool, found through the snapshot's language index."""
+    def _bound_pool_fast(
+        self, job: JobRequest, snap: RuntimeSnapshot, now: float
+    ) -> tuple[SessionEntry | None, int | None]:
+        """The session entry and bound pool, found through the snapshot's language index."""
         if not (self._flags.use_session_runtime and job.session_id is not None):
-            return None
+            return None, None
 
         def eligible() -> list[int]:
             cfg = snap.cfg
@@ -607,7 +609,7 @@ class NodeRegistry:
             return
         with self._locked("shadow_compare"):
             now = self._clock()
-            bound = self._bound_pool_legacy(job, now)
+            _entry, bound = self._bound_pool_legacy(job, now)
             other_legacy, _ = legacy.select(self._fleet, job, now, bound)
             snap = self._publish_locked()
             other_fast, _ = fast.select(snap, job, now, bound_pool=bound, reserve=False)
@@ -652,19 +654,20 @@ class NodeRegistry:
         if self._fast():
             snap = self.snapshot()
             now = self._clock()
-            bound = [self._bound_pool_fast(job, snap, now) for job in jobs]
-            results = fast.select_batch(snap, jobs, now, bound)
+            bindings = [self._bound_pool_fast(job, snap, now) for job in jobs]
+            results = fast.select_batch(snap, jobs, now, [bound for _, bound in bindings])
             out = [self._finish_fast(snap, sel, node, now) for sel, node in results]
         else:
             with self._locked("select_nodes_batch"):
                 now = self._clock()
-                out = []
+                out, bindings = [], []
                 for job in jobs:
-                    bound_pool = self._bound_pool_legacy(job, now)
+                    entry, bound_pool = self._bound_pool_legacy(job, now)
                     selection, node = legacy.select(self._fleet, job, now, bound_pool, reserve=self._reserve_locked)
                     out.append(self._finish(selection, node, now))
-        for job, selection in zip(jobs, out):
-            self._sessions.record(job.session_id, selection.node_id)
+                    bindings.append((entry, bound_pool))
+        for (entry, _), selection in zip(bindings, out):
+            self._sessions.record(entry, selection.node_id)
         return out
 
     # -- reservations ------------------------------------------------------------------

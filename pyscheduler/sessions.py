@@ -46,7 +46,8 @@ def binding_pool(eligible: Sequence[int], job: JobRequest, cfg: Phase3Config) ->
 
 @dataclass(eq=False)
 class SessionEntry:
-    """One session's runtime state. Read and write it only under ``lock``."""
+    """One session's runtime state. The binding fields are read and written under
+    ``lock``; ``last_node`` and ``last_seen`` are single reference stores."""
 
     session_id: str
     last_seen: float
@@ -124,16 +125,17 @@ class SessionRuntimeManager:
         cfg: Phase3Config,
         generation: int,
         now: float,
-    ) -> int | None:
+    ) -> tuple[SessionEntry | None, int | None]:
         """The session's bound pool for this job, (re)binding as DESIGN §5 says.
 
         ``eligible()`` returns the job's eligible pool list (all pools when
         none is eligible and eligibility is not strict) as of snapshot
         ``generation``; it is only called when the binding must be checked —
-        a new pair, or a new generation since the last check.
+        a new pair, or a new generation since the last check. Returns the
+        entry (to :meth:`record` the node on) and the bound pool.
         """
         if job.session_id is None:
-            return None
+            return None, None
         entry = self.get_or_create(job.session_id, now)
         pair = (job.src_lang, job.tgt_lang, job.required_types)
         with entry.lock:
@@ -141,7 +143,7 @@ class SessionRuntimeManager:
                 entry.pair = pair
                 entry.bound_pool = None
             elif entry.checked_generation == generation:
-                return entry.bound_pool
+                return entry, entry.bound_pool
             pools = eligible()
             if entry.bound_pool is not None:
                 if entry.bound_pool not in pools:
@@ -153,16 +155,13 @@ class SessionRuntimeManager:
             if entry.bound_pool is None:
                 entry.bound_pool = binding_pool(pools, job, cfg)
             entry.checked_generation = generation
-            return entry.bound_pool
+            return entry, entry.bound_pool
 
-    def record(self, session_id: str | None, node_id: str | None) -> None:
-        """Remember the node a session's last job went to."""
-        if session_id is None or node_id is None:
-            return
-        entry = self.get(session_id)
-        if entry is not None:
-            with entry.lock:
-                entry.last_node = node_id
+    @staticmethod
+    def record(entry: SessionEntry | None, node_id: str | None) -> None:
+        """Remember the node a session's last job went to (one reference store)."""
+        if entry is not None and node_id is not None:
+            entry.last_node = node_id
 
     def members(
         self, session_id: str, generation: int, now: float, load: Callable[[int], tuple[str, ...]]
