@@ -53,6 +53,7 @@ from .model import (
     NodeInfo,
     NodeStatus,
     NodeView,
+    Reason,
     Selection,
     ServiceType,
     parse_service_types,
@@ -531,19 +532,18 @@ class NodeRegistry:
         raw = fast.run_kernel(snap, job, now, bound_pool=bound)
         node = raw[0]
         if node < 0:
-            selection = fast.to_selection(snap, raw, None)
-            self._count_failure(selection)
-            return selection
+            self._count_failure(fast.failure_reason(raw))
+            return fast.to_selection(snap, raw, None)
         self._metrics.inc("selections")
         node_id = snap.node_ids[node]
         self._sessions.record(entry, node_id)
         token = self._reservations.add(node_id, snap.slots[node], snap.node_serials[node], now)
         return fast.to_selection(snap, raw, token)
 
-    def _count_failure(self, selection: Selection) -> None:
+    def _count_failure(self, reason: Reason | None) -> None:
         self._metrics.inc("selections")
         self._metrics.inc("selections_failed")
-        self._metrics.inc(f"failed.{selection.breakdown.top_reason}")
+        self._metrics.inc(f"failed.{reason}")
 
     # -- sessions (DESIGN §5, pool order) ---------------------------------------------
 
@@ -589,7 +589,7 @@ class NodeRegistry:
     def _finish(self, selection: Selection, node: NodeRecord | None, now: float) -> Selection:
         """Count the selection; give a reserved node's selection its token."""
         if node is None:
-            self._count_failure(selection)
+            self._count_failure(selection.breakdown.top_reason)
             return selection
         self._metrics.inc("selections")
         token = self._reservations.add(node.node_id, node.slot, node.serial, now)
@@ -597,7 +597,7 @@ class NodeRegistry:
 
     def _finish_fast(self, snap: RuntimeSnapshot, selection: Selection, node: int, now: float) -> Selection:
         if node < 0:
-            self._count_failure(selection)
+            self._count_failure(selection.breakdown.top_reason)
             return selection
         self._metrics.inc("selections")
         token = self._reservations.add(selection.node_id, snap.slots[node], snap.node_serials[node], now)

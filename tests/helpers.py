@@ -246,8 +246,18 @@ def registry_state(reg: NodeRegistry) -> tuple:
         views,
         reg.phase3_config,
         reg.core_services_config,
-        reg.metrics()["gauges"],
+        counts(reg),
     )
+
+
+COUNT_GAUGES = ("nodes", "nodes_ready", "pools", "generated_pools", "reservations")
+
+
+def counts(reg: NodeRegistry) -> dict[str, int]:
+    """The registry's size gauges (versions and session counts left out: they move
+    on reads and on no-op config swaps)."""
+    gauges = reg.metrics()["gauges"]
+    return {k: gauges[k] for k in COUNT_GAUGES}
 
 
 def fleet_of(reg: NodeRegistry):

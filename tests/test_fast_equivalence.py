@@ -60,6 +60,10 @@ def test_fast_equals_legacy_call_for_call(scenario, rnd):
     for node_id in scenario.node_ids:
         la, fa = legacy.get_node(node_id), fast.get_node(node_id)
         assert (la.running_jobs, la.reserved_jobs) == (fa.running_jobs, fa.reserved_jobs)
+    # failures are counted by top reason alike (the fast path reads only the first record)
+    failed = [{k: v for k, v in reg.metrics()["counters"].items() if k.startswith(("failed.", "selections"))}
+              for reg in (legacy, fast)]
+    assert failed[0] == failed[1]
 
 
 @given(scenarios(max_nodes=12, max_jobs=16), st.randoms(use_true_random=False))

@@ -13,6 +13,7 @@ from helpers import (
     CORE_SERVICES,
     FakeClock,
     beat,
+    counts,
     make_registry,
     node_info,
     pool,
@@ -346,7 +347,7 @@ def test_disconnected_node_must_register_again(reg):
     reg.register_node_with_policy(node_info("n1"))
     assert status(reg) is NodeStatus.REGISTERING
     assert reg.update_node_heartbeat("n1", beat()) is NodeStatus.READY
-    assert reg.metrics()["gauges"] == {
+    assert counts(reg) == {
         "nodes": 1,
         "nodes_ready": 1,
         "pools": 1,

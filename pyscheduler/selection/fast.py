@@ -28,6 +28,7 @@ __all__ = [
     "ATTEMPT_WIDTH",
     "FastPathUnavailable",
     "batch_results",
+    "failure_reason",
     "prepare_batch",
     "run_batch",
     "run_kernel",
@@ -123,6 +124,17 @@ def to_selection(snapshot: RuntimeSnapshot, raw: tuple, token: int | None) -> Se
         token,
         partial(_decode, snapshot, records, node >= 0),
     )
+
+
+def failure_reason(raw: tuple) -> Reason | None:
+    """The top reason of a failed kernel answer, read from its first attempt
+    record alone (a failure's breakdown is its first pool's), without
+    decoding the others."""
+    node, _pool, _preferred, _fallback, empty, records = raw
+    if empty == _NO_ELIGIBLE_POOL:
+        return Reason.NO_ELIGIBLE_POOL
+    first = memoryview(records)[: ATTEMPT_WIDTH * 4].cast("i").tolist()
+    return Breakdown(first[2:], first[1]).top_reason
 
 
 def _decode(snapshot: RuntimeSnapshot, records: bytes, picked: bool) -> tuple[tuple[Attempt, ...], Breakdown]:
