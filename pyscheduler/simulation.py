@@ -11,9 +11,20 @@ applies, in time order, every event that fell due:
   phase), reporting its own running-job count and jittered loads;
 - **sweeps**: ``registry.sweep()`` every ``sweep_interval_s``.
 
+- **node failures** (``fail_rate``): that share of the fleet fails once, at a
+  random moment of the run, and stays down: half of them go silent (no more
+  heartbeats; the registry finds out through ``heartbeat_stale`` and the
+  sweep), half drop their connection (the dispatcher calls
+  ``disconnect_node`` at once). Their running jobs are lost, and so is every
+  job placed on a silent node before the registry noticed.
+
 Each job goes through ``select_node``; a success is committed at once. Only the
 ``select_node`` call is timed (``time.perf_counter_ns``, real time); decisions/s
 is jobs divided by the real time spent inside it.
+
+The report keeps every call's latency and a :class:`Timeline` (fleet and
+per-pool load, placements, nodes up, sampled ~200 times over the run) for
+:func:`plot_report`, which draws them with matplotlib (the ``plot`` extra).
 
 Everything random is drawn from :class:`random.Random` seeded from the seed, so
 the *decisions* of a run are reproducible; the latencies are not.
@@ -25,8 +36,8 @@ import heapq
 import random
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -36,12 +47,45 @@ from .model import Heartbeat, Reason
 from .registry import NodeRegistry
 from .workloads import JobStream, Workload, build_registry, make_workload
 
-__all__ = ["TARGET_LOAD", "PoolUsage", "SimulationReport", "VirtualClock", "simulate"]
+__all__ = [
+    "ENGINES",
+    "TARGET_LOAD",
+    "FailureStats",
+    "PlotUnavailable",
+    "PoolUsage",
+    "SimulationReport",
+    "Timeline",
+    "VirtualClock",
+    "check_plotting",
+    "engine_flags",
+    "plot_report",
+    "simulate",
+]
 
 TARGET_LOAD = 0.5
 """Default offered load, as a share of fleet capacity, used to derive ``job_interval_s``."""
 
-_COMPLETION, _HEARTBEAT, _SWEEP = 0, 1, 2
+_COMPLETION, _HEARTBEAT, _SWEEP, _FAILURE = 0, 1, 2, 3
+
+#: The selection engines ``simulate(engine=...)`` and ``pyscheduler simulate
+#: --engine`` know: ``legacy`` (all flags off), ``fast`` (every flag on) and
+#: ``shadow`` (serves the fast path, computes the legacy one beside it and counts
+#: every decision where they differ).
+ENGINES: tuple[str, ...] = ("legacy", "fast", "shadow")
+
+#: Points of the timeline a run samples (at most; fewer for short runs).
+TIMELINE_POINTS = 200
+
+
+def engine_flags(engine: str) -> MigrationFlags:
+    """The migration flags of an engine name (one of :data:`ENGINES`)."""
+    if engine == "legacy":
+        return MigrationFlags()
+    if engine == "fast":
+        return MigrationFlags.all_on()
+    if engine == "shadow":
+        return MigrationFlags(use_runtime_snapshot=True, use_lang_index=True, shadow_compare=True)
+    raise ValueError(f"unknown engine {engine!r}; known engines: {', '.join(ENGINES)}")
 
 
 class VirtualClock:
@@ -90,6 +134,77 @@ class PoolUsage:
 
 
 @dataclass(frozen=True)
+class FailureStats:
+    """What ``fail_rate`` did to a run (all zero without failures)."""
+
+    silent: int = 0  # nodes that stopped heartbeating
+    disconnected: int = 0  # nodes whose connection dropped (``disconnect_node``)
+    jobs_lost: int = 0  # jobs running on a node when it failed
+    placed_on_failed: int = 0  # jobs placed on a silent node before the registry noticed
+
+    @property
+    def nodes(self) -> int:
+        return self.silent + self.disconnected
+
+    def to_dict(self) -> dict[str, int]:
+        return {
+            "nodes": self.nodes,
+            "silent": self.silent,
+            "disconnected": self.disconnected,
+            "jobs_lost": self.jobs_lost,
+            "placed_on_failed": self.placed_on_failed,
+        }
+
+
+@dataclass(frozen=True, eq=False)
+class Timeline:
+    """The run sampled over simulated time (row ``k`` of every array is sample ``k``).
+
+    ``placed`` / ``not_placed`` count the jobs since the previous sample;
+    ``fleet_in_use`` and ``pool_in_use`` are the jobs nodes are running (the
+    simulation's count); ``capacity_up`` the job slots of the nodes not failed.
+    Pools are those of the start of the run, with their members then.
+    """
+
+    t: np.ndarray  # simulated seconds
+    placed: np.ndarray
+    not_placed: np.ndarray
+    nodes_up: np.ndarray
+    fleet_in_use: np.ndarray
+    capacity_up: np.ndarray
+    pool_ids: tuple[int | None, ...]
+    pool_names: tuple[str, ...]
+    pool_capacity: np.ndarray  # per pool
+    pool_in_use: np.ndarray  # shape (samples, pools)
+
+    def __len__(self) -> int:
+        return len(self.t)
+
+    def pool_utilization(self) -> np.ndarray:
+        """``pool_in_use / pool_capacity`` (0 for a pool without capacity)."""
+        cap = np.where(self.pool_capacity > 0, self.pool_capacity, 1)
+        return self.pool_in_use / cap
+
+    def to_dict(self, pools: Sequence[int | None] = ()) -> dict[str, Any]:
+        """Fleet-level series, plus the utilization series of ``pools``."""
+        column = {pid: k for k, pid in enumerate(self.pool_ids)}
+        util = self.pool_utilization()
+        return {
+            "t": [round(float(x), 3) for x in self.t],
+            "placed": self.placed.tolist(),
+            "not_placed": self.not_placed.tolist(),
+            "nodes_up": self.nodes_up.tolist(),
+            "fleet_in_use": self.fleet_in_use.tolist(),
+            "capacity_up": self.capacity_up.tolist(),
+            "pool_utilization": {
+                str(pid): [round(float(x), 4) for x in util[:, column[pid]]]
+                for pid in pools
+                if pid in column
+            },
+        }
+
+
+@dataclass(frozen=True)
 class SimulationReport:
     """What one simulation measured. Latencies are in microseconds (real time)."""
 
@@ -115,6 +230,15 @@ class SimulationReport:
     nodes_marked_by_sweep: int
     heartbeats_enabled: bool
     pool_usage: tuple[PoolUsage, ...] = field(default=())
+    engine: str = "legacy"
+    sessions: int = 0
+    heartbeat_interval_s: float = 0.0
+    fail_rate: float = 0.0
+    failures_injected: FailureStats = field(default_factory=FailureStats)
+    shadow_compared: int | None = None  # shadow engine only: decisions compared
+    shadow_mismatches: int | None = None  # ... and how many differed (must be 0)
+    latencies_ns: np.ndarray | None = field(default=None, repr=False, compare=False)
+    timeline: Timeline | None = field(default=None, repr=False, compare=False)
 
     @property
     def failures(self) -> int:
@@ -159,6 +283,21 @@ class SimulationReport:
             "sweeps": self.sweeps,
             "nodes_marked_by_sweep": self.nodes_marked_by_sweep,
             "pool_usage": [p.to_dict() for p in self.pool_usage],
+            "engine": self.engine,
+            "sessions": self.sessions,
+            "heartbeat_interval_s": self.heartbeat_interval_s,
+            "fail_rate": self.fail_rate,
+            "failures_injected": self.failures_injected.to_dict(),
+            "shadow": (
+                None
+                if self.shadow_compared is None
+                else {"compared": self.shadow_compared, "mismatches": self.shadow_mismatches}
+            ),
+            "timeline": (
+                None
+                if self.timeline is None
+                else self.timeline.to_dict([p.pool_id for p in self.busiest_pools(10)])
+            ),
         }
 
 
@@ -176,6 +315,10 @@ def simulate(
     job_duration_s: tuple[float, float] = (5.0, 60.0),
     sweep_interval_s: float = 5.0,
     flags: MigrationFlags | None = None,
+    engine: str | None = None,
+    heartbeat_interval_s: float | None = None,
+    sessions: int | None = None,
+    fail_rate: float = 0.0,
     progress: Callable[[int, int], None] | None = None,
 ) -> SimulationReport:
     """Run ``jobs`` jobs of a standard workload through ``select_node`` in simulated time.
@@ -186,7 +329,18 @@ def simulate(
     between jobs) defaults to the value that offers :data:`TARGET_LOAD` of
     the fleet's capacity given the mean job duration. ``heartbeats=False``
     stops all heartbeats after the first (nodes then go stale after
-    ``heartbeat_timeout_s``). ``progress(done, total)`` is called every 1,000 jobs.
+    ``heartbeat_timeout_s``).
+
+    ``engine`` (one of :data:`ENGINES`) or ``flags`` (not both) picks the
+    selection path; the default is legacy. ``heartbeat_interval_s`` is how
+    often nodes beat (default: the config's ``heartbeat_interval_s``; the
+    config's ``heartbeat_timeout_s`` is unchanged, so an interval above it lets
+    nodes go stale between beats). ``sessions`` replaces the workload's session
+    count in the job stream. ``fail_rate`` (0 to 1) is the share of nodes that
+    fail during the run (see the module doc).
+
+    ``progress(done, total)`` is called once the registry is built (``done`` 0)
+    and then every 1,000 jobs.
     """
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
         raise ValueError(f"jobs must be a positive integer, got {jobs!r}")
@@ -197,9 +351,23 @@ def simulate(
         )
     if sweep_interval_s <= 0:
         raise ValueError(f"sweep_interval_s must be > 0, got {sweep_interval_s!r}")
+    if engine is not None:
+        if flags is not None:
+            raise ValueError("give engine or flags, not both")
+        flags = engine_flags(engine)
+    if heartbeat_interval_s is not None and not 0 < heartbeat_interval_s < float("inf"):
+        raise ValueError(f"heartbeat_interval_s must be > 0, got {heartbeat_interval_s!r}")
+    if sessions is not None and (
+        isinstance(sessions, bool) or not isinstance(sessions, int) or sessions < 1
+    ):
+        raise ValueError(f"sessions must be a positive integer, got {sessions!r}")
+    if isinstance(fail_rate, bool) or not isinstance(fail_rate, (int, float)) or not 0.0 <= fail_rate <= 1.0:
+        raise ValueError(f"fail_rate must be a number in [0, 1], got {fail_rate!r}")
     wl = make_workload(workload, seed) if isinstance(workload, str) else workload
     if not isinstance(wl, Workload):
         raise TypeError(f"workload must be a name or a Workload, got {workload!r}")
+    if sessions is not None:
+        wl = replace(wl, sessions=sessions)
     capacity = max(wl.capacity, 1)
     if job_interval_s is None:
         job_interval_s = (low + high) / 2 / (TARGET_LOAD * capacity)
@@ -210,15 +378,20 @@ def simulate(
     clock = VirtualClock(0.0)
     registry = build_registry(wl, clock, flags=flags)
     build_time = time.perf_counter() - wall_start
+    if progress is not None:
+        progress(0, jobs)
 
     rng = random.Random(f"pyscheduler-simulation:{wl.name}:{wl.seed}:{seed}")
     stream = JobStream(wl, seed)
     cfg = registry.phase3_config
+    interval = cfg.heartbeat_interval_s if heartbeat_interval_s is None else heartbeat_interval_s
     node_ids = wl.node_ids
+    n_nodes = len(node_ids)
     index = {node_id: i for i, node_id in enumerate(node_ids)}
     max_jobs = [info.max_concurrent_jobs for info in wl.nodes]
     base = [(hb.cpu_usage, hb.memory_usage, hb.gpu_usage) for hb in wl.initial_heartbeats]
     running = [hb.current_jobs for hb in wl.initial_heartbeats]
+    failed = [False] * n_nodes
 
     # The event queue: (time, sequence, kind, node index).
     events: list[tuple[float, int, int, int]] = []
@@ -228,18 +401,49 @@ def simulate(
             events.append((rng.uniform(0.0, high), seq, _COMPLETION, i))
             seq += 1
     if heartbeats:
-        interval = cfg.heartbeat_interval_s
-        for i in range(len(node_ids)):
+        for i in range(n_nodes):
             events.append((rng.uniform(0.0, interval), seq, _HEARTBEAT, i))
             seq += 1
     events.append((sweep_interval_s, seq, _SWEEP, -1))
     seq += 1
+    # Failures have their own generator: a run without them draws exactly as before.
+    silent_mode: dict[int, bool] = {}
+    if fail_rate > 0:
+        frng = random.Random(f"pyscheduler-simulation-failures:{wl.name}:{wl.seed}:{seed}")
+        duration = jobs * job_interval_s
+        for i in frng.sample(range(n_nodes), round(fail_rate * n_nodes)):
+            silent_mode[i] = frng.random() < 0.5
+            events.append((frng.uniform(0.0, duration), seq, _FAILURE, i))
+            seq += 1
     heapq.heapify(events)
+
+    # The timeline: pools as they are now, their members as index arrays.
+    pools_now = registry.pools()
+    pool_ids: list[int | None] = [p.pool_id for p in pools_now]
+    pool_names = [p.name for p in pools_now]
+    owner_parts, member_parts = [], []
+    for k, pool in enumerate(pools_now):
+        members = [index[m] for m in registry.pool_members(pool.pool_id)]
+        owner_parts.append(np.full(len(members), k, dtype=np.int64))
+        member_parts.append(np.asarray(members, dtype=np.int64))
+    if not pools_now:  # single-level scheduling: one candidate set of all nodes
+        pool_ids, pool_names = [None], ["all nodes"]
+        owner_parts, member_parts = [np.zeros(n_nodes, np.int64)], [np.arange(n_nodes)]
+    owner = np.concatenate(owner_parts) if owner_parts else np.zeros(0, np.int64)
+    members_flat = np.concatenate(member_parts) if member_parts else np.zeros(0, np.int64)
+    max_jobs_arr = np.asarray(max_jobs, dtype=np.int64)
+    pool_capacity = np.bincount(owner, weights=max_jobs_arr[members_flat], minlength=len(pool_ids))
+    step = max(1, -(-jobs // TIMELINE_POINTS))
+    samples: list[tuple[float, int, int, int, int, int]] = []
+    pool_rows: list[np.ndarray] = []
+    window_placed = window_failed = 0
+    nodes_down = capacity_down = 0
 
     latencies = np.empty(jobs, dtype=np.int64)
     rejections: Counter[Reason] = Counter()
     placed: Counter[int | None] = Counter()
     successes = fallbacks = beats = completions = sweeps = marked = 0
+    silent = disconnected = jobs_lost = placed_on_failed = 0
     path = "legacy"
     perf_ns = time.perf_counter_ns
     select = registry.select_node
@@ -251,10 +455,14 @@ def simulate(
             at, _, kind, i = heapq.heappop(events)
             clock.now = at
             if kind == _COMPLETION:
+                if failed[i]:
+                    continue  # the job was lost with its node
                 if running[i] > 0:
                     running[i] -= 1
                 completions += 1
             elif kind == _HEARTBEAT:
+                if failed[i]:
+                    continue  # a failed node beats no more
                 cpu, memory, gpu = base[i]
                 beat = Heartbeat(
                     cpu_usage=_clamp(cpu + rng.gauss(0.0, 3.0)),
@@ -264,13 +472,24 @@ def simulate(
                 )
                 registry.update_node_heartbeat(node_ids[i], beat)
                 beats += 1
-                heapq.heappush(events, (at + cfg.heartbeat_interval_s, seq, _HEARTBEAT, i))
+                heapq.heappush(events, (at + interval, seq, _HEARTBEAT, i))
                 seq += 1
-            else:
+            elif kind == _SWEEP:
                 marked += len(registry.sweep())
                 sweeps += 1
                 heapq.heappush(events, (at + sweep_interval_s, seq, _SWEEP, -1))
                 seq += 1
+            else:  # _FAILURE
+                failed[i] = True
+                jobs_lost += running[i]
+                running[i] = 0
+                nodes_down += 1
+                capacity_down += max_jobs[i]
+                if silent_mode[i]:
+                    silent += 1
+                else:
+                    registry.disconnect_node(node_ids[i])
+                    disconnected += 1
         clock.now = now
 
         job = next(stream)
@@ -284,13 +503,26 @@ def simulate(
         if selection.ok:
             registry.commit(selection)
             i = index[selection.node_id]  # type: ignore[index]
-            running[i] += 1
             successes += 1
+            window_placed += 1
             placed[selection.pool_id] += 1
-            heapq.heappush(events, (now + rng.uniform(low, high), seq, _COMPLETION, i))
-            seq += 1
+            if failed[i]:
+                placed_on_failed += 1  # sent to a silent node: the job is lost
+            else:
+                running[i] += 1
+                heapq.heappush(events, (now + rng.uniform(low, high), seq, _COMPLETION, i))
+                seq += 1
         else:
+            window_failed += 1
             rejections[selection.breakdown.top_reason or Reason.NO_NODES] += 1
+        if (k + 1) % step == 0 or k + 1 == jobs:
+            in_use = np.asarray(running, dtype=np.int64)
+            pool_rows.append(np.bincount(owner, weights=in_use[members_flat], minlength=len(pool_ids)))
+            samples.append(
+                (now, window_placed, window_failed, n_nodes - nodes_down, int(in_use.sum()),
+                 capacity - capacity_down)
+            )  # fmt: skip
+            window_placed = window_failed = 0
         if progress is not None and (k + 1) % 1000 == 0:
             progress(k + 1, jobs)
 
@@ -304,11 +536,31 @@ def simulate(
         "mean": float(latencies.mean()) / 1000.0,
         "max": float(latencies.max()) / 1000.0,
     }
+    series = np.asarray(samples, dtype=np.float64)
+    timeline = Timeline(
+        t=series[:, 0],
+        placed=series[:, 1].astype(np.int64),
+        not_placed=series[:, 2].astype(np.int64),
+        nodes_up=series[:, 3].astype(np.int64),
+        fleet_in_use=series[:, 4].astype(np.int64),
+        capacity_up=series[:, 5].astype(np.int64),
+        pool_ids=tuple(pool_ids),
+        pool_names=tuple(pool_names),
+        pool_capacity=pool_capacity.astype(np.int64),
+        pool_in_use=np.vstack(pool_rows).astype(np.int64),
+    )
+    shadow_compared = shadow_mismatches = None
+    if flags is not None and flags.shadow_compare:
+        counters = registry.metrics()["counters"]
+        shadow_compared = int(counters.get("shadow_compared", 0))
+        shadow_mismatches = int(counters.get("shadow_mismatch", 0))
+    if engine is None:
+        engine = "shadow" if flags is not None and flags.shadow_compare else path
     usage = _pool_usage(registry, index, running, max_jobs, placed)
     return SimulationReport(
         workload=wl.name,
         seed=seed,
-        nodes=len(node_ids),
+        nodes=n_nodes,
         pools=sum(1 for p in usage if p.pool_id is not None),
         path=path,
         jobs=jobs,
@@ -328,6 +580,15 @@ def simulate(
         nodes_marked_by_sweep=marked,
         heartbeats_enabled=heartbeats,
         pool_usage=usage,
+        engine=engine,
+        sessions=wl.sessions,
+        heartbeat_interval_s=float(interval),
+        fail_rate=float(fail_rate),
+        failures_injected=FailureStats(silent, disconnected, jobs_lost, placed_on_failed),
+        shadow_compared=shadow_compared,
+        shadow_mismatches=shadow_mismatches,
+        latencies_ns=latencies,
+        timeline=timeline,
     )
 
 
@@ -358,3 +619,99 @@ def _pool_usage(
             )
         )
     return tuple(out)
+
+
+# -- the plot ------------------------------------------------------------------------------
+
+
+class PlotUnavailable(RuntimeError):
+    """matplotlib is not installed (it comes with the ``plot`` extra)."""
+
+
+def check_plotting() -> None:
+    """Raise :class:`PlotUnavailable` unless matplotlib can be imported."""
+    try:
+        import matplotlib  # noqa: F401
+        from matplotlib.figure import Figure  # noqa: F401
+    except ImportError as exc:
+        raise PlotUnavailable(
+            "drawing the plot needs matplotlib: pip install 'pyscheduler[plot]' "
+            f"({type(exc).__name__}: {exc})"
+        ) from None
+
+
+def plot_report(report: SimulationReport, path: str, *, pools: int = 8) -> None:
+    """Write a PNG of ``report``: the latency distribution of ``select_node``, the
+    load of the fleet and of its ``pools`` busiest pools over simulated time, and
+    the jobs placed / not placed and nodes up over time.
+
+    Uses matplotlib's object API (no pyplot, no global backend change).
+    """
+    check_plotting()
+    from matplotlib.figure import Figure
+
+    if report.latencies_ns is None or report.timeline is None:
+        raise ValueError("the report carries no latency samples or timeline to plot")
+    tl = report.timeline
+    fig = Figure(figsize=(12, 10), layout="constrained")
+    grid = fig.add_gridspec(2, 2, height_ratios=(1, 1.15))
+    fig.suptitle(
+        f"pyscheduler simulate: workload {report.workload} (seed {report.seed}), "
+        f"{report.nodes:,} nodes, {report.pools:,} pools, {report.jobs:,} jobs, "
+        f"engine {report.engine}"
+    )
+
+    # 1. latency distribution: log-spaced bins, percentiles marked
+    ax = fig.add_subplot(grid[0, 0])
+    lat = report.latencies_ns / 1000.0
+    lo, hi = max(float(lat.min()), 0.05), max(float(lat.max()), 0.1)
+    bins = np.geomspace(lo, hi * 1.0001, 80) if hi > lo else 10
+    ax.hist(lat, bins=bins, color="tab:blue", alpha=0.8)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    for name, style in (("p50", "-"), ("p95", "--"), ("p99", ":")):
+        value = report.latency_us[name]
+        ax.axvline(value, color="black", linestyle=style, label=f"{name} {value:.1f} µs")
+    ax.set_xlabel("select_node latency (µs, real time)")
+    ax.set_ylabel("calls")
+    ax.set_title(f"latency of {report.jobs:,} calls ({report.decisions_per_s:,.0f} decisions/s)")
+    ax.legend(loc="upper right")
+
+    # 2. share of jobs placed per sample window, and nodes up
+    ax = fig.add_subplot(grid[0, 1])
+    offered = np.maximum(tl.placed + tl.not_placed, 1)
+    ax.plot(tl.t, tl.placed / offered * 100.0, color="tab:green", label="jobs placed (% of window)")
+    ax.set_ylim(0, 105)
+    ax.set_xlabel("simulated time (s)")
+    ax.set_ylabel("jobs placed (%)")
+    ax.set_title(
+        f"placements: success rate {report.success_rate * 100:.1f} %, "
+        f"{report.failures_injected.nodes} nodes failed"
+    )
+    ax.grid(True, alpha=0.3)
+    up = ax.twinx()
+    up.plot(tl.t, tl.nodes_up, color="black", linewidth=1.2, label="nodes up (not failed)")
+    up.set_ylabel("nodes up")
+    up.set_ylim(0, max(int(tl.nodes_up.max()), 1) * 1.05)
+    handles = ax.get_legend_handles_labels()[0] + up.get_legend_handles_labels()[0]
+    ax.legend(handles=handles, loc="lower left")
+
+    # 3. load over time: the fleet and the busiest pools
+    ax = fig.add_subplot(grid[1, :])
+    util = tl.pool_utilization() * 100.0
+    column = {pid: k for k, pid in enumerate(tl.pool_ids)}
+    for usage in report.busiest_pools(pools):
+        k = column.get(usage.pool_id)
+        if k is None:
+            continue
+        label = "all nodes" if usage.pool_id is None else f"pool {usage.pool_id} {usage.name}"
+        ax.plot(tl.t, util[:, k], linewidth=1.0, label=f"{label} ({usage.members} nodes)")
+    fleet = tl.fleet_in_use / np.maximum(tl.capacity_up, 1) * 100.0
+    ax.plot(tl.t, fleet, color="black", linewidth=2.5, label="whole fleet (nodes up)")
+    ax.set_ylim(0, 105)
+    ax.set_xlabel("simulated time (s)")
+    ax.set_ylabel("jobs running / job slots (%)")
+    ax.set_title(f"load over time: the fleet and the {min(pools, len(report.pool_usage))} pools that placed most")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize="small")
+    ax.grid(True, alpha=0.3)
+    fig.savefig(path, dpi=100)

@@ -1,0 +1,137 @@
+"""Management: heartbeats, topology publish, config changes, memory.
+
+DESIGN §8 budgets: ``update_node_heartbeat`` (load only) ≤ 3 µs median;
+topology publish (register / config change) on ``10k`` ≤ 20 ms; snapshot memory
+≤ 300 bytes per node.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from pyscheduler import Heartbeat
+from pyscheduler.workloads import build_registry
+
+from .common import PATHS, WORKLOADS, Base, Steady, fixed_clock, flags_for, new_registry
+
+#: Heartbeats per ``time_update_node_heartbeat`` call: the reported time / 1,000
+#: is the time of one heartbeat.
+HEARTBEAT_BLOCK = 1_000
+
+
+class UpdateNodeHeartbeat(Base):
+    """Load-only heartbeats (the O(1) case), 1,000 per call over the fleet in
+    order, each repeating the node's first report: the registry's state is the
+    same after every call."""
+
+    params = (WORKLOADS, PATHS)
+    param_names = ["workload", "path"]
+
+    def setup(self, cache, workload, path):
+        self.steady = Steady.get(cache, workload, path, "heartbeat")
+        wl = cache[workload]["workload"]
+        beats = [
+            (info.node_id, Heartbeat(b.cpu_usage, b.memory_usage, b.gpu_usage, b.current_jobs))
+            for info, b in zip(wl.nodes, wl.initial_heartbeats)
+        ]
+        self.beats = [beats[i % len(beats)] for i in range(HEARTBEAT_BLOCK)]
+
+    def time_update_node_heartbeat(self, cache, workload, path):
+        update = self.steady.registry.update_node_heartbeat
+        for node_id, beat in self.beats:
+            update(node_id, beat)
+
+
+class PublishSnapshot(Base):
+    """A topology change and the snapshot the fast path reads after it: a node
+    registers (a copy of a fleet node under a new id, so it joins that node's
+    pools) + ``snapshot()``.
+
+    Timed together, so the figure means the same whether the registry publishes
+    eagerly on the change or lazily on the next read. ``setup`` removes the node
+    the previous call registered (and publishes), outside the timing. A drain is
+    not used: node status lives in the load table, so it changes no topology.
+    """
+
+    params = [WORKLOADS]
+    param_names = ["workload"]
+    number = 1
+    repeat = (5, 40, 10.0)
+
+    def setup(self, cache, workload):
+        steady = self.steady = Steady.get(cache, workload, "fast", "publish")
+        registry, state = steady.registry, steady.state
+        nodes = cache[workload]["workload"].nodes
+        if not state:
+            state.update(next=0, added=None)
+        if state["added"] is not None:
+            registry.remove_node(state["added"])
+            state["added"] = None
+        registry.snapshot()
+        k = state["next"]
+        state["next"] += 1
+        self.info = replace(nodes[k % len(nodes)], node_id=f"bench-extra-{k}")
+
+    def time_publish_snapshot(self, cache, workload):
+        registry = self.steady.registry
+        self.steady.state["added"] = registry.register_node_with_policy(self.info)
+        registry.snapshot()
+
+
+class SetPhase3Config(Base):
+    """A config change until the first dispatch can use it: ``set_phase3_config``
+    (two configs alternate, differing in ``hash_seed`` and ``resource_threshold``;
+    on ``10k`` pools are generated again from the fleet) + one ``select_node``."""
+
+    params = (WORKLOADS, PATHS)
+    param_names = ["workload", "path"]
+    number = 1
+    repeat = (5, 30, 10.0)
+
+    def setup(self, cache, workload, path):
+        self.steady = Steady.get(cache, workload, path, "config")
+        cfg = cache[workload]["workload"].phase3
+        state = self.steady.state
+        if not state:
+            other = replace(cfg, hash_seed=cfg.hash_seed + 1, resource_threshold=86.0)
+            state.update(configs=(other, cfg), next=0)
+        self.cfg = state["configs"][state["next"] % 2]
+        state["next"] += 1
+        self.job = cache[workload]["jobs"][0]
+
+    def time_set_phase3_config(self, cache, workload, path):
+        registry = self.steady.registry
+        registry.set_phase3_config(self.cfg)
+        self.steady.pending = [registry.select_node(self.job)]
+
+
+class Memory(Base):
+    """What the registry costs in memory."""
+
+    params = [PATHS]
+    param_names = ["path"]
+
+    def setup(self, cache, path):
+        if path == "fast":
+            new_registry(cache, "small", "fast")  # skips when the fast path is not built
+
+    def peakmem_registry_10k(self, cache, path):
+        """Peak RSS of a process holding the cached workloads and a ``10k`` registry
+        with every node heartbeating (and, on the fast path, its snapshot)."""
+        registry = build_registry(cache["10k"]["workload"], fixed_clock, flags=flags_for(path))
+        if path == "fast":
+            registry.snapshot()
+
+
+class SnapshotSize(Base):
+    params = [WORKLOADS]
+    param_names = ["workload"]
+
+    def setup(self, cache, workload):
+        self.registry = new_registry(cache, workload, "fast")
+
+    def track_snapshot_bytes_per_node(self, cache, workload):
+        """Bytes of the runtime snapshot (topology columns + load records) per node."""
+        return self.registry.snapshot().bytes_per_node
+
+    track_snapshot_bytes_per_node.unit = "bytes/node"
