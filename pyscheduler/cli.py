@@ -19,14 +19,14 @@ import argparse
 import json
 import os
 import sys
+import time
 from collections.abc import Sequence
 from typing import NoReturn, TextIO
 
 from .config import Phase3Config
 from .errors import InvalidRequestError, SchedulerError
-from .flags import MigrationFlags
 from .model import CORE_TYPES, JobRequest, Selection, parse_service_types
-from .simulation import SimulationReport, VirtualClock, simulate
+from .simulation import ENGINES, SimulationReport, VirtualClock, simulate
 from .workloads import WORKLOADS, build_registry, make_workload
 
 __all__ = ["build_parser", "format_report", "format_selection", "main"]
@@ -62,6 +62,16 @@ def _seed(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
     if value < 0:
         raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
+    return value
+
+
+def _share(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number from 0 to 1, got {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number from 0 to 1, got {text!r}")
     return value
 
 
@@ -109,10 +119,61 @@ def build_parser() -> argparse.ArgumentParser:
         help="simulated time between jobs (default: offers half the fleet's capacity)",
     )
     sim.add_argument(
-        "--fast", action="store_true", help="turn every migration flag on (the fast path)"
+        "--engine",
+        choices=ENGINES,
+        default=None,
+        help=(
+            "selection path: legacy (all flags off, the default), fast (every flag on) or "
+            "shadow (serves fast, computes legacy beside it and counts mismatches)"
+        ),
+    )
+    sim.add_argument(
+        "--fast", action="store_true", help="the same as --engine fast (kept for old scripts)"
+    )
+    sim.add_argument(
+        "--fail-rate",
+        type=_share,
+        default=0.0,
+        metavar="SHARE",
+        help=(
+            "share of nodes (0-1) that fail during the run: half go silent, half disconnect "
+            "(default: 0)"
+        ),
+    )
+    sim.add_argument(
+        "--heartbeat-interval",
+        type=_positive_float,
+        default=None,
+        metavar="SECONDS",
+        help="simulated seconds between a node's heartbeats (default: the config's, 15)",
+    )
+    sim.add_argument(
+        "--sessions",
+        type=_positive_int,
+        default=None,
+        help="sessions the jobs come from (default: the workload's)",
+    )
+    sim.add_argument(
+        "--plot",
+        metavar="FILE.png",
+        default=None,
+        help="also draw latency distribution and load over time to FILE.png (needs matplotlib)",
     )
     sim.add_argument(
         "--top", type=_positive_int, default=10, help="pools shown in the table (default: 10)"
+    )
+    sim.add_argument(
+        "--instances",
+        type=_positive_int,
+        default=1,
+        metavar="N",
+        help="run N dispatcher processes sharing the fleet through Redis, in real time (default: 1)",
+    )
+    sim.add_argument(
+        "--redis",
+        metavar="URL",
+        default=None,
+        help="Redis for --instances (default: start a throwaway redis-server, if installed)",
     )
     sim.set_defaults(func=_cmd_simulate)
 
@@ -176,6 +237,31 @@ def build_parser() -> argparse.ArgumentParser:
     ben.add_argument("--calls", type=_positive_int, default=None, help="fast-path calls per workload")
     ben.add_argument("--seed", type=_seed, default=1, help="workload and job-stream seed (default 1)")
     ben.add_argument("--json", action="store_true", help="print JSON instead of the table")
+    ben.add_argument(
+        "--contention",
+        action="store_true",
+        help="dispatch latency quiet vs during a heartbeat storm, legacy vs new path",
+    )
+    ben.add_argument(
+        "--rate",
+        type=_positive_float,
+        default=50_000.0,
+        help="heartbeats per second in the storm (with --contention; default 50000)",
+    )
+    ben.add_argument(
+        "--cluster",
+        action="store_true",
+        help=(
+            "measure cluster sync instead: changes applied/s per instance and convergence delay "
+            "(--calls: heartbeats each instance publishes, default 40,000)"
+        ),
+    )
+    ben.add_argument(
+        "--redis",
+        metavar="URL",
+        default=None,
+        help="Redis for --cluster (default: start a throwaway redis-server, if installed)",
+    )
     ben.set_defaults(func=_cmd_bench)
 
     val = sub.add_parser(
@@ -221,8 +307,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace, out: TextIO) -> int:
+    if args.cluster:
+        return _cmd_bench_cluster(args, out)
     from .bench import format_table, run_bench
 
+    if args.contention:
+        return _cmd_bench_contention(args, out)
     names = list(args.workload or ["small", "10k"])
     if args.with_100k and "100k" not in names:
         names.append("100k")
@@ -235,6 +325,20 @@ def _cmd_bench(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+def _cmd_bench_contention(args: argparse.Namespace, out: TextIO) -> int:
+    from .bench import contention_workload, format_contention
+
+    results = []
+    for name in args.workload or ["10k"]:
+        results += contention_workload(name, rate=args.rate, calls=args.calls or 20_000, seed=args.seed)
+    if args.json:
+        json.dump([r.to_dict() for r in results], out, indent=2)
+        out.write("\n")
+    else:
+        out.write(format_contention(results) + "\n")
+    return 0
+
+
 def _one_line(exc: BaseException) -> str:
     text = str(exc) or type(exc).__name__
     return " ".join(text.split())
@@ -244,29 +348,115 @@ def _one_line(exc: BaseException) -> str:
 
 
 def _cmd_simulate(args: argparse.Namespace, out: TextIO) -> int:
-    progress = None
-    if not args.json and sys.stderr.isatty():
+    if args.instances > 1 or args.redis is not None:
+        return _cmd_simulate_cluster(args, out)
+    from .simulation import PlotUnavailable, check_plotting, plot_report
 
-        def progress(done: int, total: int) -> None:
-            print(f"\r  {done}/{total} jobs", end="", file=sys.stderr, flush=True)
-
-    report = simulate(
-        args.workload,
-        args.jobs,
-        args.seed,
-        heartbeats=not args.no_heartbeats,
-        job_interval_s=None if args.job_interval_ms is None else args.job_interval_ms / 1000.0,
-        flags=MigrationFlags.all_on() if args.fast else None,
-        progress=progress,
-    )
-    if progress is not None and args.jobs >= 1000:  # clear the progress line
-        print("\r" + " " * 40 + "\r", end="", file=sys.stderr, flush=True)
+    engine = args.engine
+    if args.fast:
+        if engine not in (None, "fast"):
+            raise _UsageError(f"--fast and --engine {engine} contradict each other")
+        engine = "fast"
+    if args.plot is not None:
+        try:
+            check_plotting()  # before the run, not after it
+        except PlotUnavailable as exc:
+            print(f"{PROG} simulate: error: {exc}", file=sys.stderr)
+            return 1
+    with _SimulationProgress(sys.stderr) as progress:
+        report = simulate(
+            args.workload,
+            args.jobs,
+            args.seed,
+            heartbeats=not args.no_heartbeats,
+            job_interval_s=None if args.job_interval_ms is None else args.job_interval_ms / 1000.0,
+            engine=engine or "legacy",
+            heartbeat_interval_s=args.heartbeat_interval,
+            sessions=args.sessions,
+            fail_rate=args.fail_rate,
+            progress=progress,
+        )
+    if args.plot is not None:
+        plot_report(report, args.plot)
     if args.json:
         json.dump(report.to_dict(), out, indent=2)
         out.write("\n")
     else:
         out.write(format_report(report, top=args.top))
+        if args.plot is not None:
+            out.write(f"\nplot written to {args.plot}\n")
     return 0
+
+
+class _SimulationProgress:
+    """A progress bar on ``stream`` for runs that last longer than a second.
+
+    Shown only when ``stream`` is a terminal: with ``rich`` installed (the
+    ``rich`` and ``dev`` extras) a rich bar, else one line rewritten in place.
+    Nothing appears during the first second, so short runs print nothing.
+    """
+
+    DELAY_S = 1.0
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.enabled = _is_tty(stream)
+        self._start = time.monotonic()
+        self._bar = None  # a rich Progress, or "plain" once the plain line is in use
+        self._task = None
+
+    def __enter__(self) -> _SimulationProgress | None:
+        return self if self.enabled else None
+
+    def __call__(self, done: int, total: int) -> None:
+        if self._bar is None:
+            if time.monotonic() - self._start < self.DELAY_S:
+                return
+            self._open(total)
+        if self._bar == "plain":
+            print(f"\r  {done:,}/{total:,} jobs ({done / total:.0%})", end="", file=self.stream, flush=True)
+        else:
+            self._bar.update(self._task, completed=done)
+
+    def _open(self, total: int) -> None:
+        try:
+            from rich.console import Console
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
+        except ImportError:
+            self._bar = "plain"
+            return
+        self._bar = Progress(
+            TextColumn("simulating"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("jobs"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=Console(file=self.stream),
+            transient=True,
+        )
+        self._bar.start()
+        self._task = self._bar.add_task("simulate", total=total)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar == "plain":
+            print("\r" + " " * 48 + "\r", end="", file=self.stream, flush=True)
+        elif self._bar is not None:
+            self._bar.stop()
+
+
+def _is_tty(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
 
 
 def _table(rows: list[list[str]], right: frozenset[int] = frozenset()) -> list[str]:
@@ -287,7 +477,7 @@ def format_report(report: SimulationReport, top: int = 10) -> str:
     lines = [
         (
             f"workload {report.workload} (seed {report.seed}): {report.nodes} nodes, "
-            f"{report.pools} pools, path {report.path}"
+            f"{report.pools} pools, engine {report.engine} (path {report.path})"
         ),
         f"  jobs           {report.jobs} ({report.successes} placed, {report.failures} not placed)",
         f"  success rate   {report.success_rate * 100:.2f} %",
@@ -303,9 +493,32 @@ def format_report(report: SimulationReport, top: int = 10) -> str:
             f"{report.heartbeats} heartbeats{'' if report.heartbeats_enabled else ' (off)'}, "
             f"{report.completions} completions, {report.sweeps} sweeps"
         ),
+        (
+            f"  fleet          {report.sessions:,} sessions, a heartbeat every "
+            f"{report.heartbeat_interval_s:g} s per node, "
+            f"{report.nodes_marked_by_sweep} nodes marked by sweeps"
+        ),
         f"  fallbacks      {report.fallbacks} jobs tried more than their preferred pool",
-        "",
     ]
+    failed = report.failures_injected
+    if report.fail_rate > 0:
+        lines += [
+            (
+                f"  node failures  {failed.nodes} of {report.nodes} nodes (fail rate "
+                f"{report.fail_rate:g}): {failed.silent} went silent, "
+                f"{failed.disconnected} disconnected"
+            ),
+            (
+                f"                 {failed.jobs_lost} running jobs lost; {failed.placed_on_failed} "
+                "jobs placed on silent nodes before the registry noticed"
+            ),
+        ]
+    if report.shadow_compared is not None:
+        lines.append(
+            f"  shadow         {report.shadow_compared:,} decisions compared, "
+            f"{report.shadow_mismatches} mismatches between fast and legacy"
+        )
+    lines.append("")
     if report.rejections:
         lines.append("rejections of failed selections, by top reason:")
         rows = [
@@ -436,4 +649,67 @@ def format_selection(
 def _cmd_validate(args: argparse.Namespace, out: TextIO) -> int:
     cfg = Phase3Config.from_toml(args.file)
     out.write(f"OK: {len(cfg.pools)} pools\n")
+    return 0
+
+
+# -- cluster: simulate --instances, bench --cluster -------------------------------------------------
+
+
+def _cmd_simulate_cluster(args: argparse.Namespace, out: TextIO) -> int:
+    """``simulate --instances N [--redis URL]`` (:mod:`pyscheduler.cluster_sim`)."""
+    from .cluster_sim import ClusterSetupError, format_cluster_report, simulate_cluster
+
+    unsupported = [
+        flag
+        for flag, given in (
+            ("--plot", getattr(args, "plot", None) is not None),
+            ("--fail-rate", bool(getattr(args, "fail_rate", 0.0))),
+            ("--heartbeat-interval", getattr(args, "heartbeat_interval", None) is not None),
+            ("--sessions", getattr(args, "sessions", None) is not None),
+            ("--job-interval-ms", getattr(args, "job_interval_ms", None) is not None),
+        )
+        if given
+    ]
+    if unsupported:
+        raise _UsageError(f"{', '.join(unsupported)} cannot be combined with --instances/--redis")
+    engine = getattr(args, "engine", None)
+    if getattr(args, "fast", False):
+        if engine not in (None, "fast"):
+            raise _UsageError(f"--fast and --engine {engine} contradict each other")
+        engine = "fast"
+    try:
+        report = simulate_cluster(
+            args.workload,
+            args.jobs,
+            args.seed,
+            instances=args.instances,
+            redis_url=args.redis,
+            engine=engine,
+            heartbeats=not args.no_heartbeats,
+        )
+    except ClusterSetupError as exc:
+        print(f"{PROG} simulate: error: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        json.dump(report.to_dict(), out, indent=2)
+        out.write("\n")
+    else:
+        out.write(format_cluster_report(report))
+    return 0
+
+
+def _cmd_bench_cluster(args: argparse.Namespace, out: TextIO) -> int:
+    """``bench --cluster [--redis URL]``: ``--calls`` sets the heartbeats each instance publishes."""
+    from .cluster_sim import ClusterSetupError, bench_cluster, format_cluster_bench
+
+    try:
+        report = bench_cluster(args.redis, events=args.calls or 40_000)
+    except ClusterSetupError as exc:
+        print(f"{PROG} bench: error: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        json.dump(report.to_dict(), out, indent=2)
+        out.write("\n")
+    else:
+        out.write(format_cluster_bench(report))
     return 0

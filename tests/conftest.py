@@ -17,6 +17,8 @@ import os
 import pytest
 from hypothesis import settings
 
+pytest_plugins = ["redis_server"]  # redis-server fixtures of the cluster tests (marker ``redis``)
+
 settings.register_profile("ci", derandomize=True, deadline=None, max_examples=200)
 settings.register_profile("dev", deadline=None)
 settings.register_profile("long", deadline=None, max_examples=3000)

@@ -309,3 +309,16 @@ def test_bench_without_the_extension_says_why(tmp_path):
     proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1
     assert "extension is not available" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_bench_contention_reports_both_paths_quiet_and_under_a_storm(capsys):
+    argv = ("bench", "--contention", "--workload", "small", "--calls", "400", "--rate", "5000", "--json")
+    code, out, _ = run(capsys, *argv)
+    assert code == 0
+    rows = json.loads(out)
+    assert [r["path"] for r in rows] == ["legacy", "new"]
+    for r in rows:
+        assert r["workload"] == "small" and r["calls"] > 0
+        assert 0 < r["quiet_p50_us"] <= r["quiet_p99_us"] and 0 < r["storm_p50_us"] <= r["storm_p99_us"]
+        assert r["storm_over_quiet_p99"] == pytest.approx(r["storm_p99_us"] / r["quiet_p99_us"])
+        assert r["heartbeats_per_s"] > 0 and r["target_heartbeats_per_s"] == 5000
