@@ -210,8 +210,13 @@ _COLUMNS = (
 
 def format_table(results: Sequence[BenchResult]) -> str:
     """A plain-text table, one row per workload."""
-    header = [title for title, _, _ in _COLUMNS]
-    rows = [[fmt.format(getattr(r, key)) for _, key, fmt in _COLUMNS] for r in results]
+    return _table(_COLUMNS, results)
+
+
+def _table(columns: Sequence[tuple[str, str, str]], results: Sequence[object]) -> str:
+    """Right-aligned columns: (title, attribute, format) each, one row per result."""
+    header = [title for title, _, _ in columns]
+    rows = [[fmt.format(getattr(r, key)) for _, key, fmt in columns] for r in results]
     widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(header)]
     lines = ["  ".join(h.rjust(w) for h, w in zip(header, widths))]
     lines += ["  ".join(c.rjust(w) for c, w in zip(row, widths)) for row in rows]
@@ -353,9 +358,5 @@ _CONTENTION_COLUMNS = (
 
 
 def format_contention(results: Sequence[ContentionResult]) -> str:
-    header = [title for title, _, _ in _CONTENTION_COLUMNS]
-    rows = [[fmt.format(getattr(r, key)) for _, key, fmt in _CONTENTION_COLUMNS] for r in results]
-    widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(header)]
-    lines = ["  ".join(h.rjust(w) for h, w in zip(header, widths))]
-    lines += ["  ".join(c.rjust(w) for c, w in zip(row, widths)) for row in rows]
-    return "\n".join(lines)
+    """A plain-text table, one row per workload and path."""
+    return _table(_CONTENTION_COLUMNS, results)
