@@ -1,9 +1,7 @@
 """Counters and latency histograms for ``NodeRegistry.metrics()``.
 
-:class:`Metrics` has its own small lock, a leaf of the lock order: it is
-taken for a counter or histogram update and nothing else, so the lock-free
-fast path can count too. :meth:`Metrics.snapshot` copies everything out as
-plain data.
+Updates go to per-thread shards without a lock, so the lock-free fast path
+can count every call; :meth:`Metrics.snapshot` merges them into plain data.
 """
 
 from __future__ import annotations
@@ -39,6 +37,15 @@ class Histogram:
         if seconds > self.max:
             self.max = seconds
 
+    def merge(self, other: Histogram) -> None:
+        """Add another histogram's samples (same bounds) to this one."""
+        counts = list(other.counts)
+        for i, c in enumerate(counts):
+            self.counts[i] += c
+        self.count += other.count
+        self.sum += other.sum
+        self.max = max(self.max, other.max)
+
     def quantile(self, q: float) -> float:
         """Upper bound of the bucket holding the q-quantile (0 when empty)."""
         if not self.count:
@@ -64,28 +71,61 @@ class Histogram:
         }
 
 
-class Metrics:
-    """Named counters plus named histograms."""
+class _Shard:
+    """One thread's counters and histograms (only that thread writes them)."""
+
+    __slots__ = ("counters", "histograms")
 
     def __init__(self) -> None:
         self.counters: Counter[str] = Counter()
         self.histograms: dict[str, Histogram] = {}
-        self._lock = threading.Lock()
+
+
+class Metrics:
+    """Named counters plus named histograms.
+
+    Each thread updates its own shard without any lock (an update is a few
+    hundred nanoseconds cheaper than a locked one, and the dispatch path
+    counts every call); :meth:`snapshot` merges the shards. A shard is read
+    while its thread may be writing it: each copy is taken in one C call
+    under the GIL, and a histogram read mid-update is off by one sample at
+    most — never inconsistent in a way that matters for monitoring.
+    """
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+        self._shards: list[_Shard] = []
+        self._lock = threading.Lock()  # guards the shard list only
+
+    def _shard(self) -> _Shard:
+        try:
+            return self._local.shard
+        except AttributeError:
+            shard = self._local.shard = _Shard()
+            with self._lock:
+                self._shards.append(shard)
+            return shard
 
     def inc(self, name: str, n: int = 1) -> None:
-        with self._lock:
-            self.counters[name] += n
+        self._shard().counters[name] += n
 
     def observe(self, name: str, seconds: float) -> None:
-        with self._lock:
-            hist = self.histograms.get(name)
-            if hist is None:
-                hist = self.histograms[name] = Histogram()
-            hist.observe(seconds)
+        histograms = self._shard().histograms
+        hist = histograms.get(name)
+        if hist is None:
+            hist = histograms[name] = Histogram()
+        hist.observe(seconds)
 
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
-            return {
-                "counters": dict(sorted(self.counters.items())),
-                "histograms": {k: h.to_dict() for k, h in sorted(self.histograms.items())},
-            }
+            shards = list(self._shards)
+        counters: Counter[str] = Counter()
+        merged: dict[str, Histogram] = {}
+        for shard in shards:
+            counters.update(dict(shard.counters))
+            for name, hist in list(shard.histograms.items()):
+                merged.setdefault(name, Histogram(hist.bounds)).merge(hist)
+        return {
+            "counters": dict(sorted(counters.items())),
+            "histograms": {k: h.to_dict() for k, h in sorted(merged.items())},
+        }

@@ -381,6 +381,9 @@ class JobRequest:
     exclude_node_ids: frozenset[str] = frozenset()
     public: bool = True
     preferred_node_id: str | None = None
+    # derived once, for the dispatch path: the routing key and the types as an int
+    key: str = field(default="", init=False, repr=False, compare=False)
+    types_mask: int = field(default=0, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         err = InvalidRequestError
@@ -405,13 +408,11 @@ class JobRequest:
             check_id(node_id, "JobRequest.exclude_node_ids", err)
         object.__setattr__(self, "exclude_node_ids", excluded)
         check_bool(self.public, "JobRequest.public", err)
+        # the routing key of DESIGN §5: routing_key, else session_id, else ""
+        key = self.routing_key if self.routing_key is not None else (self.session_id or "")
+        object.__setattr__(self, "key", key)
+        object.__setattr__(self, "types_mask", int(types))
 
-    @property
-    def key(self) -> str:
-        """The routing key of DESIGN §5: routing_key, else session_id, else ``""``."""
-        if self.routing_key is not None:
-            return self.routing_key
-        return self.session_id if self.session_id is not None else ""
 
 
 class Reason(str, enum.Enum):

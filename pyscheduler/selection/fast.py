@@ -88,13 +88,15 @@ def run_kernel(
     reserve: bool = True,
 ) -> tuple:
     """The kernel's raw answer: ``(node, picked, preferred, fallback, empty, records)``."""
-    compiled = _compiled(snapshot)
+    compiled = snapshot.compiled
+    if compiled is None:
+        _compiled(snapshot)  # raises FastPathUnavailable
     lang_ids = snapshot.lang_ids
     src = job.src_lang
     return compiled.select(
         -2 if src == AUTO else lang_ids.get(src, -1),
         lang_ids.get(job.tgt_lang, -1),
-        job.required_types,
+        job.types_mask,
         job.public,
         -1 if job.preferred_node_id is None else snapshot.node_index.get(job.preferred_node_id, -1),
         -1 if job.tenant_id is None else snapshot.tenant_pool(job.tenant_id),
@@ -176,7 +178,7 @@ def prepare_batch(
         (
             -2 if j.src_lang == AUTO else lang_ids.get(j.src_lang, -1),
             lang_ids.get(j.tgt_lang, -1),
-            int(j.required_types),
+            j.types_mask,
             j.public,
             -1 if j.preferred_node_id is None else node_index.get(j.preferred_node_id, -1),
             snapshot.tenant_pool(j.tenant_id),
