@@ -690,11 +690,6 @@ class Selection:
         copy._reservation = token
         return copy
 
-    def with_path(self, path: str) -> Selection:
-        copy = self.with_reservation(self._reservation)
-        copy._path = path
-        return copy
-
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Selection):
             return NotImplemented

@@ -529,16 +529,9 @@ class NodeRegistry:
             snap = self.snapshot()
         now = self._clock()
         entry, bound = self._bound_pool_fast(job, snap, now)
-        raw = fast.run_kernel(snap, job, now, bound_pool=bound)
-        node = raw[0]
-        if node < 0:
-            self._count_failure(fast.failure_reason(raw))
-            return fast.to_selection(snap, raw, None)
-        self._metrics.inc("selections")
-        node_id = snap.node_ids[node]
-        self._sessions.record(entry, node_id)
-        token = self._reservations.add(node_id, snap.slots[node], snap.node_serials[node], now)
-        return fast.to_selection(snap, raw, token)
+        selection = self._finish_fast(snap, fast.run_kernel(snap, job, now, bound_pool=bound), now)
+        self._sessions.record(entry, selection.node_id)
+        return selection
 
     def _count_failure(self, reason: Reason | None) -> None:
         self._metrics.inc("selections")
@@ -595,13 +588,15 @@ class NodeRegistry:
         token = self._reservations.add(node.node_id, node.slot, node.serial, now)
         return selection.with_reservation(token)
 
-    def _finish_fast(self, snap: RuntimeSnapshot, selection: Selection, node: int, now: float) -> Selection:
+    def _finish_fast(self, snap: RuntimeSnapshot, raw: tuple, now: float) -> Selection:
+        """Count a kernel answer; record a reservation token for a picked node."""
+        node = raw[0]
         if node < 0:
-            self._count_failure(selection.breakdown.top_reason)
-            return selection
+            self._count_failure(fast.failure_reason(raw))
+            return fast.to_selection(snap, raw, None)
         self._metrics.inc("selections")
-        token = self._reservations.add(selection.node_id, snap.slots[node], snap.node_serials[node], now)
-        return selection.with_reservation(token)
+        token = self._reservations.add(snap.node_ids[node], snap.slots[node], snap.node_serials[node], now)
+        return fast.to_selection(snap, raw, token)
 
     def _shadow(self, job: JobRequest, *, serve_fast: bool) -> None:
         """Compute the path not served, reserving nothing, and count a difference."""
@@ -636,7 +631,7 @@ class NodeRegistry:
                 raise UnknownPoolError(f"unknown pool id {pool_id!r}")
             now = self._clock()
             raw = fast.run_kernel(snap, job, now, only_pool=pool_id)
-            return self._finish_fast(snap, fast.to_selection(snap, raw, None), raw[0], now)
+            return self._finish_fast(snap, raw, now)
         with self._locked("select_node_from_pool"):
             pool = self._fleet.pool(pool_id)
             now = self._clock()
@@ -655,8 +650,8 @@ class NodeRegistry:
             snap = self.snapshot()
             now = self._clock()
             bindings = [self._bound_pool_fast(job, snap, now) for job in jobs]
-            results = fast.select_batch(snap, jobs, now, [bound for _, bound in bindings])
-            out = [self._finish_fast(snap, sel, node, now) for sel, node in results]
+            raws = fast.select_batch(snap, jobs, now, [bound for _, bound in bindings])
+            out = [self._finish_fast(snap, raw, now) for raw in raws]
         else:
             with self._locked("select_nodes_batch"):
                 now = self._clock()

@@ -160,12 +160,13 @@ def select_batch(
     jobs: Sequence[JobRequest],
     now: float,
     bound_pools: Sequence[int | None] | None = None,
-) -> list[tuple[Selection, int]]:
+) -> list[tuple]:
     """Place many jobs in order in one ``nogil`` kernel call (each sees the
-    reservations of those before it); same results as :func:`select` one by one.
+    reservations of those before it); the same raw answers as :func:`run_kernel`
+    one by one (turn each into a ``Selection`` with :func:`to_selection`).
     ``bound_pools`` gives each job's session-bound pool id (or ``None``)."""
     batch = prepare_batch(snapshot, jobs, bound_pools)
-    return batch_results(snapshot, *run_batch(snapshot, batch, now))
+    return batch_results(*run_batch(snapshot, batch, now))
 
 
 def prepare_batch(
@@ -212,8 +213,8 @@ def run_batch(snapshot: RuntimeSnapshot, batch: tuple[np.ndarray, ...], now: flo
     return out, records
 
 
-def batch_results(snapshot: RuntimeSnapshot, out: np.ndarray, records: bytes) -> list[tuple[Selection, int]]:
-    """Selections (without tokens) and node indices from a batch kernel's output."""
+def batch_results(out: np.ndarray, records: bytes) -> list[tuple]:
+    """Each job's raw answer (as :func:`run_kernel` gives it) from a batch kernel's output."""
     width = ATTEMPT_WIDTH * 4  # bytes per attempt record
     n_records = len(records) // width
     results = []
@@ -224,6 +225,5 @@ def batch_results(snapshot: RuntimeSnapshot, out: np.ndarray, records: bytes) ->
         pool = -1
         if picked >= 0:
             pool = int.from_bytes(job_records[picked * width:picked * width + 4], sys.byteorder, signed=True)
-        raw = (node, pool, pref, bool(fallback) or end - first > 1, empty, job_records)
-        results.append((to_selection(snapshot, raw, None), node))
+        results.append((node, pool, pref, bool(fallback) or end - first > 1, empty, job_records))
     return results
