@@ -312,9 +312,13 @@ def test_redis_down_keeps_local_dispatch_and_an_empty_restart_brings_every_node_
         want = {"a1", "a2", "b1", "c1"}
         wait_until(lambda: all(set(r.node_ids()) == want for r in regs), timeout=10, what="every node back")
         wait_until(lambda: all(picks(r, n) for r in regs for n in want), what="all dispatchable")
-        assert a.get_node("c1").cpu_usage == 33.0
+        # the beat c1 sent while Redis was down arrives with c's republish, which
+        # may land after the others' first resync: wait for it, do not race it
+        wait_until(lambda: a.get_node("c1").cpu_usage == 33.0, timeout=10, what="c1's last beat on a")
         client = own_redis.client
-        assert {m.decode() for m in client.smembers("p:nodes")} == want
+        wait_until(
+            lambda: {m.decode() for m in client.smembers("p:nodes")} == want, what="the node set in Redis"
+        )
         assert all(s.config_version >= 1 for s in syncs)
     finally:
         for s in syncs:
