@@ -134,11 +134,6 @@ class SlotAllocator:
         self._next = 0
         self._waiting: deque[tuple[int, int]] = deque()  # (version freed at, slot), oldest first
 
-    @property
-    def high_water(self) -> int:
-        """Slots ever handed out (the table's extent)."""
-        return self._next
-
     def allocate(self, oldest_live_version: float = math.inf) -> int:
         if self._waiting and self._waiting[0][0] <= oldest_live_version:
             return self._waiting.popleft()[1]
@@ -148,6 +143,3 @@ class SlotAllocator:
 
     def free(self, slot: int, version: int) -> None:
         self._waiting.append((version, slot))
-
-    def waiting(self) -> int:
-        return len(self._waiting)

@@ -96,8 +96,3 @@ class Reservations:
         """Live tokens per (slot, serial) — for the consistency check."""
         with self._lock:
             return Counter((tok[1], tok[2]) for tok in self._tokens.values())
-
-    def node_of(self, token: int) -> str | None:
-        with self._lock:
-            tok = self._tokens.get(token)
-            return None if tok is None else tok[0]
