@@ -372,10 +372,17 @@ def _quiet_lock_warnings() -> None:
 
 
 def _sim_instance(index: int, barrier: Any, results: Any, running: Any, kw: dict) -> None:
+    _run_child(_sim_instance_run, index, barrier, results, (running,), kw)
+
+
+def _run_child(run: Any, index: int, barrier: Any, results: Any, args: tuple, kw: dict) -> None:
+    """Body of a child process: ``run(index, barrier, *args, **kw)`` returns its sync
+    and result row; the row (or the error, after aborting the others) goes to
+    ``results``, and the sync is closed whatever happened."""
     _quiet_lock_warnings()
     sync = None
     try:
-        sync, row = _sim_instance_run(index, barrier, running, **kw)
+        sync, row = run(index, barrier, *args, **kw)
         results.put(("ok", index, row))
     except BaseException as exc:  # report it; the parent aborts the others
         try:
@@ -673,20 +680,7 @@ def bench_cluster(
 
 
 def _bench_instance(index: int, barrier: Any, results: Any, kw: dict) -> None:
-    _quiet_lock_warnings()
-    sync = None
-    try:
-        sync, row = _bench_instance_run(index, barrier, **kw)
-        results.put(("ok", index, row))
-    except BaseException as exc:
-        try:
-            barrier.abort()
-        except Exception:
-            pass
-        results.put(("error", index, f"{type(exc).__name__}: {exc}"))
-    finally:
-        if sync is not None:
-            sync.close(timeout=2.0)
+    _run_child(_bench_instance_run, index, barrier, results, (), kw)
 
 
 def _bench_node(node_id: str) -> Any:

@@ -607,3 +607,18 @@ def scenarios(draw, min_nodes: int = 0, max_nodes: int = 10, max_jobs: int = 8) 
         nodes=nodes,
         jobs=tuple(draw(st.lists(jobs(ids), min_size=1, max_size=max_jobs))),
     )
+
+
+def decisions(report) -> tuple:
+    """Everything a simulation run decides (not what it measures in real time)."""
+    return (
+        report.successes,
+        dict(report.rejections),
+        report.fallbacks,
+        report.heartbeats,
+        report.completions,
+        report.sweeps,
+        report.nodes_marked_by_sweep,
+        report.simulated_time_s,
+        report.pool_usage,
+    )

@@ -5,25 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
+from helpers import decisions
 
 from pyscheduler import MigrationFlags, Reason
 from pyscheduler.simulation import SimulationReport, VirtualClock, simulate
 from pyscheduler.workloads import make_workload
-
-
-def decisions(report: SimulationReport) -> tuple:
-    """Everything a run decides (not what it measures in real time)."""
-    return (
-        report.successes,
-        dict(report.rejections),
-        report.fallbacks,
-        report.heartbeats,
-        report.completions,
-        report.sweeps,
-        report.nodes_marked_by_sweep,
-        report.simulated_time_s,
-        report.pool_usage,
-    )
 
 
 @pytest.fixture(scope="module")

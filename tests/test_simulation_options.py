@@ -8,6 +8,7 @@ import sys
 
 import numpy as np
 import pytest
+from helpers import decisions
 
 from pyscheduler import MigrationFlags, Reason
 from pyscheduler.simulation import (
@@ -19,22 +20,6 @@ from pyscheduler.simulation import (
     simulate,
 )
 from pyscheduler.workloads import make_workload
-
-
-def decisions(report) -> tuple:
-    """Everything a run decides (not what it measures in real time)."""
-    return (
-        report.successes,
-        dict(report.rejections),
-        report.fallbacks,
-        report.heartbeats,
-        report.completions,
-        report.sweeps,
-        report.nodes_marked_by_sweep,
-        report.simulated_time_s,
-        report.pool_usage,
-    )
-
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
