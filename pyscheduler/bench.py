@@ -17,7 +17,7 @@ import gc
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -259,27 +259,52 @@ def _dispatch_latencies(registry: NodeRegistry, jobs: Sequence[JobRequest]) -> n
 
 
 class _Storm:
-    """Threads applying load-only heartbeats at a target rate until stopped."""
+    """Threads applying load-only heartbeats at a target rate until stopped.
 
-    def __init__(self, registry: NodeRegistry, workload: Workload, rate: float, threads: int = 2) -> None:
+    Each thread wakes, applies ``STORM_BATCH`` beats and sleeps until the rate
+    is due again: one at a time through ``update_node_heartbeat``, or, with
+    ``batched``, all in one ``update_node_heartbeats`` call (one lock hold).
+    """
+
+    def __init__(
+        self,
+        registry: NodeRegistry,
+        workload: Workload,
+        rate: float,
+        *,
+        batched: bool = False,
+        threads: int = 2,
+    ) -> None:
         self.registry = registry
-        self.ids = [info.node_id for info in workload.nodes]
-        self.beats = [
+        beats = [
             Heartbeat(b.cpu_usage, b.memory_usage, b.gpu_usage, b.current_jobs) for b in workload.initial_heartbeats
         ]
+        self.pairs = [(info.node_id, beat) for info, beat in zip(workload.nodes, beats)]
+        self.batched = batched
         self.rate_per_thread = rate / threads
         self.stop = threading.Event()
         self.applied = [0] * threads
         self.threads = [threading.Thread(target=self._run, args=(k,), daemon=True) for k in range(threads)]
 
+    def _bursts(self, k: int) -> Iterator[list[tuple[str, Heartbeat]]]:
+        """Thread k's bursts of STORM_BATCH pairs, round robin over the fleet."""
+        pairs, step = self.pairs, len(self.threads)
+        i = k
+        while True:
+            yield [pairs[(i + step * b) % len(pairs)] for b in range(STORM_BATCH)]
+            i += step * STORM_BATCH
+
     def _run(self, k: int) -> None:
-        update, ids, beats = self.registry.update_node_heartbeat, self.ids, self.beats
-        n, i, start = len(ids), k, time.perf_counter()
-        while not self.stop.is_set():
-            for _ in range(STORM_BATCH):
-                update(ids[i % n], beats[i % n])
-                i += len(self.threads)
-            self.applied[k] += STORM_BATCH
+        registry, start = self.registry, time.perf_counter()
+        for burst in self._bursts(k):
+            if self.stop.is_set():
+                return
+            if self.batched:
+                registry.update_node_heartbeats(burst)
+            else:
+                for node_id, beat in burst:
+                    registry.update_node_heartbeat(node_id, beat)
+            self.applied[k] += len(burst)
             ahead = self.applied[k] / self.rate_per_thread - (time.perf_counter() - start)
             time.sleep(ahead if ahead > 0 else 0)  # pace to the rate; always yield the GIL
 
@@ -295,33 +320,56 @@ class _Storm:
             t.join()
         self.elapsed = time.perf_counter() - self.started
 
-    @property
-    def achieved(self) -> float:
-        return sum(self.applied) / self.elapsed
+
+CONTENTION_ROUNDS = 10  # quiet and storm alternate, so the machine's own noise falls on both
+CONTENTION_PATHS = ("legacy", "new", "new+batch")
+
+
+def _quiet_and_storm(
+    registry: NodeRegistry,
+    workload: Workload,
+    jobs: Sequence[JobRequest],
+    rate: float,
+    *,
+    batched: bool = False,
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """Dispatch latencies (µs) quiet and under a storm, in alternating rounds over
+    the same jobs, and the heartbeats per second the storms applied."""
+    quiet, loud = [], []
+    applied = elapsed = 0.0
+    for chunk in np.array_split(np.arange(len(jobs)), CONTENTION_ROUNDS):
+        round_jobs = [jobs[i] for i in chunk]
+        gc.collect()
+        quiet.append(_dispatch_latencies(registry, round_jobs))
+        with _Storm(registry, workload, rate, batched=batched) as storm:
+            loud.append(_dispatch_latencies(registry, round_jobs))
+        applied += sum(storm.applied)
+        elapsed += storm.elapsed
+    return np.concatenate(quiet), np.concatenate(loud), applied / elapsed
 
 
 def contention_workload(
     name: str = "10k", *, rate: float = 50_000, calls: int = 20_000, seed: int = 1
 ) -> list[ContentionResult]:
-    """Dispatch p50/p99 quiet and under a heartbeat storm, on the legacy path and on
-    the new one (``enable_lock_optimization``), measured in the same process."""
+    """Dispatch p50/p99 quiet and under a heartbeat storm, measured in the same process:
+    the legacy path, the new one (``enable_lock_optimization``) with beats applied one
+    call each, and the new one with each burst applied by one ``update_node_heartbeats``."""
     workload = make_workload(name, seed)
     jobs = make_jobs(workload, calls, seed)
     results = []
-    for path in ("legacy", "new"):
+    for path in CONTENTION_PATHS:
         registry = build_registry(workload, clock=lambda: _CLOCK_NOW)
-        if path == "new":
+        if path != "legacy":
             registry.enable_lock_optimization()
             registry.snapshot()
         legacy_calls = jobs[: LEGACY_CALLS.get(name, 1_000) * 2] if path == "legacy" else jobs
-        gc.collect()
-        quiet = _dispatch_latencies(registry, legacy_calls)
         locks_log = logging.getLogger("pyscheduler.locks")
         level = locks_log.level
         locks_log.setLevel(logging.ERROR)  # slow waits are counted below, not printed one by one
         try:
-            with _Storm(registry, workload, rate) as storm:
-                loud = _dispatch_latencies(registry, legacy_calls)
+            quiet, loud, achieved = _quiet_and_storm(
+                registry, workload, legacy_calls, rate, batched=path == "new+batch"
+            )
         finally:
             locks_log.setLevel(level)
         metrics = registry.metrics()
@@ -335,7 +383,7 @@ def contention_workload(
                 storm_p50_us=float(np.percentile(loud, 50)),
                 storm_p99_us=float(np.percentile(loud, 99)),
                 storm_over_quiet_p99=float(np.percentile(loud, 99) / np.percentile(quiet, 99)),
-                heartbeats_per_s=storm.achieved,
+                heartbeats_per_s=achieved,
                 target_heartbeats_per_s=rate,
                 registry_lock_wait_p99_us=hists.get("registry_lock_wait_s", {}).get("p99", 0.0) * 1e6,
                 management_lock_wait_p99_us=hists.get("management_lock_wait_s", {}).get("p99", 0.0) * 1e6,

@@ -221,7 +221,10 @@ def build_parser() -> argparse.ArgumentParser:
     ben.add_argument(
         "--contention",
         action="store_true",
-        help="dispatch latency quiet vs during a heartbeat storm, legacy vs new path",
+        help=(
+            "dispatch latency quiet vs during a heartbeat storm: legacy path, new path, and new path"
+            " with each burst of beats applied by one update_node_heartbeats call (new+batch)"
+        ),
     )
     ben.add_argument(
         "--rate",

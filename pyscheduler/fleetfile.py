@@ -148,7 +148,6 @@ def registry_from_fleet(
     )
     for entry in entries:
         registry.register_node_with_policy(entry.info)
-    for entry in entries:
-        if entry.heartbeat is not None:
-            registry.update_node_heartbeat(entry.info.node_id, entry.heartbeat)  # type: ignore[arg-type]
+    beats = [(entry.info.node_id, entry.heartbeat) for entry in entries if entry.heartbeat is not None]
+    registry.update_node_heartbeats(beats)  # type: ignore[arg-type]
     return registry

@@ -6,12 +6,12 @@ can count every call; :meth:`Metrics.snapshot` merges them into plain data.
 
 from __future__ import annotations
 
-import bisect
 import threading
+from bisect import bisect_left
 from collections import Counter
 from typing import Any
 
-__all__ = ["Histogram", "Metrics", "LATENCY_BUCKETS_S"]
+__all__ = ["Count", "Histogram", "Metrics", "LATENCY_BUCKETS_S"]
 
 LATENCY_BUCKETS_S: tuple[float, ...] = tuple(
     float(f"{m}e{e}") for e in range(-6, 1) for m in (1, 2, 5)
@@ -21,36 +21,43 @@ LATENCY_BUCKETS_S: tuple[float, ...] = tuple(
 class Histogram:
     """A fixed-bucket histogram of durations in seconds (Prometheus-style ``le`` buckets)."""
 
-    __slots__ = ("bounds", "counts", "count", "sum", "max")
+    __slots__ = ("bounds", "counts", "sum", "max")
 
     def __init__(self, bounds: tuple[float, ...] = LATENCY_BUCKETS_S) -> None:
         self.bounds = bounds
         self.counts = [0] * (len(bounds) + 1)
-        self.count = 0
         self.sum = 0.0
         self.max = 0.0
 
+    @property
+    def count(self) -> int:
+        """The number of samples (the sum of the buckets, so never out of step with them)."""
+        return sum(self.counts)
+
     def observe(self, seconds: float) -> None:
-        self.counts[bisect.bisect_left(self.bounds, seconds)] += 1
-        self.count += 1
+        self.counts[bisect_left(self.bounds, seconds)] += 1
         self.sum += seconds
         if seconds > self.max:
             self.max = seconds
+
+    def observe_zero(self) -> None:
+        """``observe(0.0)``, cheaper: the sample lands in the first bucket."""
+        self.counts[0] += 1
 
     def merge(self, other: Histogram) -> None:
         """Add another histogram's samples (same bounds) to this one."""
         counts = list(other.counts)
         for i, c in enumerate(counts):
             self.counts[i] += c
-        self.count += other.count
         self.sum += other.sum
         self.max = max(self.max, other.max)
 
     def quantile(self, q: float) -> float:
         """Upper bound of the bucket holding the q-quantile (0 when empty)."""
-        if not self.count:
+        count = self.count
+        if not count:
             return 0.0
-        rank = q * self.count
+        rank = q * count
         seen = 0
         for i, c in enumerate(self.counts):
             seen += c
@@ -69,6 +76,16 @@ class Histogram:
             "p99": self.quantile(0.99),
             "buckets": buckets,
         }
+
+
+class Count:
+    """A counter reported under one name, for a caller that serializes its own
+    updates (``count.n += 1`` under its lock)."""
+
+    __slots__ = ("n",)
+
+    def __init__(self) -> None:
+        self.n = 0
 
 
 class _Shard:
@@ -90,12 +107,18 @@ class Metrics:
     while its thread may be writing it: each copy is taken in one C call
     under the GIL, and a histogram read mid-update is off by one sample at
     most — never inconsistent in a way that matters for monitoring.
+
+    A caller that already serializes its updates (a lock recording its own
+    waits) takes a :meth:`histogram` or :meth:`count` of its own instead and
+    skips the shard lookup; the snapshot merges those under their names too.
     """
 
     def __init__(self) -> None:
         self._local = threading.local()
         self._shards: list[_Shard] = []
-        self._lock = threading.Lock()  # guards the shard list only
+        self._owned: list[tuple[str, Histogram]] = []
+        self._owned_counts: list[tuple[str, Count]] = []
+        self._lock = threading.Lock()  # guards the shard and owned lists only
 
     def _shard(self) -> _Shard:
         try:
@@ -116,15 +139,37 @@ class Metrics:
             hist = histograms[name] = Histogram()
         hist.observe(seconds)
 
+    def histogram(self, name: str) -> Histogram:
+        """A new histogram reported under ``name`` for a caller that serializes
+        its own updates (a lock that records into it only while held): it
+        skips the per-thread shard lookup of :meth:`observe`."""
+        hist = Histogram()
+        with self._lock:
+            self._owned.append((name, hist))
+        return hist
+
+    def count(self, name: str) -> Count:
+        """A new counter reported under ``name`` (added to :meth:`inc`'s counts)
+        for a caller that serializes its own updates, like :meth:`histogram`."""
+        count = Count()
+        with self._lock:
+            self._owned_counts.append((name, count))
+        return count
+
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
             shards = list(self._shards)
+            owned = list(self._owned)
+            owned_counts = [(name, c.n) for name, c in self._owned_counts if c.n]
         counters: Counter[str] = Counter()
+        for name, n in owned_counts:
+            counters[name] += n
         merged: dict[str, Histogram] = {}
         for shard in shards:
             counters.update(dict(shard.counters))
-            for name, hist in list(shard.histograms.items()):
-                merged.setdefault(name, Histogram(hist.bounds)).merge(hist)
+            owned.extend(list(shard.histograms.items()))
+        for name, hist in owned:
+            merged.setdefault(name, Histogram(hist.bounds)).merge(hist)
         return {
             "counters": dict(sorted(counters.items())),
             "histograms": {k: h.to_dict() for k, h in sorted(merged.items())},

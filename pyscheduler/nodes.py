@@ -27,6 +27,7 @@ from .model import (
 __all__ = ["NodeRecord", "STATUS_CODES", "UNHEALTHY_BEATS_TO_DEGRADE", "is_healthy", "provides"]
 
 UNHEALTHY_BEATS_TO_DEGRADE = 3
+_READY = NodeStatus.READY
 
 STATUS_CODES = {
     NodeStatus.READY: 0,  # the kernels' ST_READY
@@ -158,7 +159,10 @@ class NodeRecord:
         self.loads.set_load(self.slot, hb.cpu_usage, hb.memory_usage, hb.gpu_usage, hb.current_jobs, now)
         if changed:
             self.services_healthy = is_healthy(self.services)
-        self._transition(self.services_healthy, now)
+        if self.services_healthy and self._status is _READY:
+            self.unhealthy_streak = 0  # the steady state: _transition would change nothing else
+        else:
+            self._transition(self.services_healthy, now)
         return changed
 
     def _transition(self, healthy: bool, now: float) -> None:

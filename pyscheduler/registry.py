@@ -25,7 +25,7 @@ import time
 import uuid
 import weakref
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from . import _compat
 from .config import CoreServicesConfig, Phase3Config, PoolConfig
@@ -99,6 +99,8 @@ class NodeRegistry:
         self._clock = clock
         self._metrics = Metrics()
         self._lock = TimedLock("registry", self._metrics)
+        self._heartbeat_guard = self._lock.at("heartbeat")  # the hottest writer, bound once
+        self._heartbeats = self._metrics.count("heartbeats")  # updated under the registry lock
         self._fleet = Fleet(phase3, core_services)
         self._flags = flags
         self._loads = new_load_table()
@@ -215,21 +217,46 @@ class NodeRegistry:
         pool membership (a repeat of the same capabilities changes nothing).
         """
         _require(hb, Heartbeat, "hb", InvalidHeartbeatError)
-        with self._locked("heartbeat"):
-            record = self._live(node_id)
-            old_sets = None if hb.load_only else self._fleet.node_sets(record)
-            old_status = record.status
-            if record.apply_heartbeat(hb, self._clock()):  # status reaches the load table
-                self._fleet.capabilities_changed(record, *old_sets)
-            elif record.status is not old_status:
-                self._fleet.touched.add(node_id)
-            self._metrics.inc("heartbeats")
+        with self._heartbeat_guard:
+            status = self._apply_heartbeat_locked(self._live(node_id), hb, self._clock())
             if self._fleet.touched:  # a load-only beat changes nothing to sync
                 self._after_change_locked()
-            status = record.status
         if self._listeners:
             self._emit(RegistryEvent(ChangeKind.HEARTBEAT, node_id, heartbeat=hb, status=status))
         return status
+
+    def update_node_heartbeats(self, beats: Iterable[tuple[str, Heartbeat]]) -> list[NodeStatus]:
+        """Apply many ``(node_id, heartbeat)`` pairs, in order, under one
+        acquisition of the registry lock; return each node's status after its beat.
+
+        All or nothing: every pair is checked (a known, connected node id and a
+        ``Heartbeat``) before the first is applied, so a bad pair raises and
+        changes nothing. A receiver that reads beats in bursts (a socket, a
+        Redis stream) holds the lock and the GIL once per burst instead of once
+        per beat — see ``docs/PERFORMANCE.md`` (contention).
+        """
+        pairs = _heartbeat_pairs(beats)
+        with self._locked("heartbeats"):
+            records = [self._live(node_id) for node_id, _ in pairs]  # raises before any change
+            now, apply = self._clock(), self._apply_heartbeat_locked
+            statuses = [apply(record, hb, now) for record, (_, hb) in zip(records, pairs)]
+            if self._fleet.touched:
+                self._after_change_locked()
+        if self._listeners:
+            for (node_id, hb), status in zip(pairs, statuses):
+                self._emit(RegistryEvent(ChangeKind.HEARTBEAT, node_id, heartbeat=hb, status=status))
+        return statuses
+
+    def _apply_heartbeat_locked(self, record: NodeRecord, hb: Heartbeat, now: float) -> NodeStatus:
+        """One beat on one record; marks what changed for the management sync."""
+        old_sets = None if hb.load_only else self._fleet.node_sets(record)
+        old_status = record.status
+        if record.apply_heartbeat(hb, now):  # status reaches the load table
+            self._fleet.capabilities_changed(record, *old_sets)
+        elif record.status is not old_status:
+            self._fleet.touched.add(record.node_id)
+        self._heartbeats.n += 1
+        return record.status
 
     def mark_node_draining(self, node_id: str) -> None:
         """Stop dispatching to a node (DRAINING); its running jobs are left alone."""
@@ -743,6 +770,21 @@ class NodeRegistry:
                 "management_in_sync": self._management_on() and not self._management_stale,
             }
             return out
+
+
+def _heartbeat_pairs(beats: Iterable[tuple[str, Heartbeat]]) -> list[tuple[str, Heartbeat]]:
+    """``beats`` as a list of ``(node_id, Heartbeat)`` pairs, or InvalidHeartbeatError."""
+    try:
+        pairs = list(beats)
+    except TypeError:
+        pairs = None
+    if pairs is None or not all(isinstance(p, (tuple, list)) and len(p) == 2 for p in pairs):
+        raise InvalidHeartbeatError(
+            f"beats must be an iterable of (node_id, Heartbeat) pairs, got {beats!r:.200}"
+        )
+    for node_id, hb in pairs:
+        _require(hb, Heartbeat, f"the heartbeat for {node_id!r}", InvalidHeartbeatError)
+    return pairs
 
 
 def _require(value: object, cls: type, name: str, error: type[Exception]) -> None:

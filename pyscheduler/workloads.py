@@ -555,6 +555,6 @@ def build_registry(
     if staged:
         registry.set_phase3_config(phase3)
     if heartbeats:
-        for info, beat in zip(workload.nodes, workload.initial_heartbeats):
-            registry.update_node_heartbeat(info.node_id, beat)  # type: ignore[arg-type]
+        ids = [info.node_id for info in workload.nodes]
+        registry.update_node_heartbeats(zip(ids, workload.initial_heartbeats))  # type: ignore[arg-type]
     return registry

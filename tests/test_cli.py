@@ -316,7 +316,7 @@ def test_bench_contention_reports_both_paths_quiet_and_under_a_storm(capsys):
     code, out, _ = run(capsys, *argv)
     assert code == 0
     rows = json.loads(out)
-    assert [r["path"] for r in rows] == ["legacy", "new"]
+    assert [r["path"] for r in rows] == ["legacy", "new", "new+batch"]
     for r in rows:
         assert r["workload"] == "small" and r["calls"] > 0
         assert 0 < r["quiet_p50_us"] <= r["quiet_p99_us"] and 0 < r["storm_p50_us"] <= r["storm_p99_us"]

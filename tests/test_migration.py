@@ -49,6 +49,16 @@ FLAG_STEPS = [
 ]
 
 
+def load_beats() -> st.SearchStrategy[Heartbeat]:
+    return st.builds(
+        Heartbeat,
+        st.sampled_from([0.0, 20.0, 90.0]),
+        st.sampled_from([0.0, 20.0, 90.0]),
+        st.sampled_from([None, 10.0, 95.0]),
+        st.integers(0, 5),
+    )
+
+
 class MigrationMachine(RuleBasedStateMachine):
     tokens = Bundle("tokens")
 
@@ -92,6 +102,19 @@ class MigrationMachine(RuleBasedStateMachine):
         )
         (a, b) = self.both("update_node_heartbeat", node_id, hb)
         assert a == b
+
+    @rule(data=st.data())
+    def heartbeat_burst(self, data):
+        """The new registry takes a burst in one call; the reference one beat at a time."""
+        burst = [
+            (data.draw(st.sampled_from([*self.known(), "ghost"])), data.draw(load_beats()))
+            for _ in range(data.draw(st.integers(0, 4)))
+        ]
+        try:
+            statuses = self.new.update_node_heartbeats(burst)
+        except UnknownNodeError:
+            return  # nothing changed (the invariants check it against the reference)
+        assert statuses == [self.old.update_node_heartbeat(node_id, hb) for node_id, hb in burst]
 
     @rule(data=st.data(), op=st.sampled_from(["mark_node_draining", "disconnect_node", "remove_node"]))
     def lifecycle(self, data, op):
