@@ -362,13 +362,13 @@ def contention_workload(
         if path != "legacy":
             registry.enable_lock_optimization()
             registry.snapshot()
-        legacy_calls = jobs[: LEGACY_CALLS.get(name, 1_000) * 2] if path == "legacy" else jobs
+        path_jobs = jobs[: LEGACY_CALLS.get(name, 1_000) * 2] if path == "legacy" else jobs
         locks_log = logging.getLogger("pyscheduler.locks")
         level = locks_log.level
         locks_log.setLevel(logging.ERROR)  # slow waits are counted below, not printed one by one
         try:
             quiet, loud, achieved = _quiet_and_storm(
-                registry, workload, legacy_calls, rate, batched=path == "new+batch"
+                registry, workload, path_jobs, rate, batched=path == "new+batch"
             )
         finally:
             locks_log.setLevel(level)
@@ -388,7 +388,7 @@ def contention_workload(
                 registry_lock_wait_p99_us=hists.get("registry_lock_wait_s", {}).get("p99", 0.0) * 1e6,
                 management_lock_wait_p99_us=hists.get("management_lock_wait_s", {}).get("p99", 0.0) * 1e6,
                 slow_lock_waits=sum(v for k, v in metrics["counters"].items() if k.startswith("slow_lock_wait")),
-                calls=len(legacy_calls),
+                calls=len(path_jobs),
             )
         )
     return results
