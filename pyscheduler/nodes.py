@@ -159,16 +159,15 @@ class NodeRecord:
         self.loads.set_load(self.slot, hb.cpu_usage, hb.memory_usage, hb.gpu_usage, hb.current_jobs, now)
         if changed:
             self.services_healthy = is_healthy(self.services)
-        if self.services_healthy and self._status is _READY:
-            self.unhealthy_streak = 0  # the steady state: _transition would change nothing else
-        else:
-            self._transition(self.services_healthy, now)
+        self._transition(self.services_healthy, now)
         return changed
 
     def _transition(self, healthy: bool, now: float) -> None:
         """The heartbeat edges of the lifecycle."""
         self.unhealthy_streak = 0 if healthy else self.unhealthy_streak + 1
-        status = self.status
+        status = self._status
+        if healthy and status is _READY:
+            return  # the steady state, first: nothing else can change
         if status is NodeStatus.OFFLINE:
             # re-admission of a node that timed out (disconnected nodes never get here)
             if self.draining:
