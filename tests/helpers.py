@@ -454,6 +454,23 @@ def installed_services(draw) -> tuple[InstalledService, ...]:
 
 @functools.cache
 @st.composite
+def heartbeats(draw, load_only: bool = False) -> Heartbeat:
+    """A heartbeat with usages from a few levels; unless ``load_only``, it may also
+    report new services and/or languages."""
+    services = st.none() if load_only else st.one_of(st.none(), installed_services())
+    languages = st.none() if load_only else st.one_of(st.none(), capabilities())
+    return Heartbeat(
+        draw(st.sampled_from([0.0, 20.0, 90.0])),
+        draw(st.sampled_from([0.0, 20.0, 90.0])),
+        draw(st.sampled_from([None, 10.0, 95.0])),
+        draw(st.integers(0, 5)),
+        installed_services=draw(services),
+        language_capabilities=draw(languages),
+    )
+
+
+@functools.cache
+@st.composite
 def node_infos(draw, node_id: str | None = None) -> NodeInfo:
     return NodeInfo(
         node_id if node_id is not None else draw(st.sampled_from([f"n{i:02d}" for i in range(16)])),

@@ -15,8 +15,7 @@ from helpers import (
     CORE_SERVICES,
     FakeClock,
     beat,
-    capabilities,
-    installed_services,
+    heartbeats,
     make_registry,
     node_info,
     pool,
@@ -52,19 +51,10 @@ def heartbeat_count(reg) -> int:
 @st.composite
 def bursts(draw) -> list[tuple[str, Heartbeat]]:
     """Up to 12 beats over the three nodes: load-only, unhealthy, new capabilities."""
-    beats = []
-    for _ in range(draw(st.integers(0, 12))):
-        node_id = draw(st.sampled_from(IDS))
-        hb = Heartbeat(
-            draw(st.sampled_from([0.0, 35.0, 99.0])),
-            draw(st.sampled_from([0.0, 50.0])),
-            draw(st.sampled_from([None, 10.0])),
-            draw(st.integers(0, 4)),
-            installed_services=draw(st.one_of(st.none(), st.none(), installed_services())),
-            language_capabilities=draw(st.one_of(st.none(), st.none(), capabilities())),
-        )
-        beats.append((node_id, hb))
-    return beats
+    return [
+        (draw(st.sampled_from(IDS)), draw(heartbeats()))
+        for _ in range(draw(st.integers(0, 12)))
+    ]
 
 
 @settings(max_examples=60, deadline=None)

@@ -16,9 +16,8 @@ import threading
 
 from helpers import (
     FakeClock,
-    capabilities,
     core_services_configs,
-    installed_services,
+    heartbeats,
     jobs,
     node_infos,
     phase3_configs,
@@ -30,7 +29,6 @@ from hypothesis.stateful import Bundle, RuleBasedStateMachine, consumes, initial
 from pyscheduler import (
     ConfigError,
     DuplicateNodeError,
-    Heartbeat,
     JobRequest,
     MigrationFlags,
     NodeRegistry,
@@ -47,16 +45,6 @@ FLAG_STEPS = [
     MigrationFlags(True, True, True, True, shadow_compare=True),
     REFERENCE,
 ]
-
-
-def load_beats() -> st.SearchStrategy[Heartbeat]:
-    return st.builds(
-        Heartbeat,
-        st.sampled_from([0.0, 20.0, 90.0]),
-        st.sampled_from([0.0, 20.0, 90.0]),
-        st.sampled_from([None, 10.0, 95.0]),
-        st.integers(0, 5),
-    )
 
 
 class MigrationMachine(RuleBasedStateMachine):
@@ -92,14 +80,7 @@ class MigrationMachine(RuleBasedStateMachine):
     @rule(data=st.data())
     def heartbeat(self, data):
         node_id = data.draw(st.sampled_from([*self.known(), "ghost"]))
-        hb = Heartbeat(
-            data.draw(st.sampled_from([0.0, 20.0, 90.0])),
-            data.draw(st.sampled_from([0.0, 20.0, 90.0])),
-            data.draw(st.sampled_from([None, 10.0, 95.0])),
-            data.draw(st.integers(0, 5)),
-            installed_services=data.draw(st.one_of(st.none(), installed_services())),
-            language_capabilities=data.draw(st.one_of(st.none(), capabilities())),
-        )
+        hb = data.draw(heartbeats())
         (a, b) = self.both("update_node_heartbeat", node_id, hb)
         assert a == b
 
@@ -107,7 +88,7 @@ class MigrationMachine(RuleBasedStateMachine):
     def heartbeat_burst(self, data):
         """The new registry takes a burst in one call; the reference one beat at a time."""
         burst = [
-            (data.draw(st.sampled_from([*self.known(), "ghost"])), data.draw(load_beats()))
+            (data.draw(st.sampled_from([*self.known(), "ghost"])), data.draw(heartbeats(load_only=True)))
             for _ in range(data.draw(st.integers(0, 4)))
         ]
         try:

@@ -11,10 +11,9 @@ from helpers import (
     NodeSpec,
     Scenario,
     build_registry,
-    capabilities,
     core_services_configs,
     fleet_of,
-    installed_services,
+    heartbeats,
     jobs,
     node_info,
     node_infos,
@@ -40,7 +39,6 @@ from pyscheduler import (
     ConfigError,
     CoreServicesConfig,
     DuplicateNodeError,
-    Heartbeat,
     JobRequest,
     NodeRegistry,
     Reason,
@@ -287,14 +285,7 @@ class RegistryMachine(RuleBasedStateMachine):
     @rule(data=st.data())
     def heartbeat(self, data):
         node_id = data.draw(st.sampled_from(self.known() + ["ghost"]))
-        hb = Heartbeat(
-            data.draw(st.sampled_from([0.0, 20.0, 90.0])),
-            data.draw(st.sampled_from([0.0, 20.0, 90.0])),
-            data.draw(st.sampled_from([None, 10.0, 95.0])),
-            data.draw(st.integers(0, 5)),
-            installed_services=data.draw(st.one_of(st.none(), installed_services())),
-            language_capabilities=data.draw(st.one_of(st.none(), capabilities())),
-        )
+        hb = data.draw(heartbeats())
         before = registry_state(self.reg)
         try:
             self.reg.update_node_heartbeat(node_id, hb)
