@@ -3,8 +3,8 @@
 Start with :class:`NodeRegistry`; DESIGN.md and docs/ARCHITECTURE.md explain the rest.
 """
 
-from .config import AutoPoolConfig, CoreServicesConfig, Phase3Config, PoolConfig
-from .errors import (
+from .domain.config import AutoPoolConfig, CoreServicesConfig, Phase3Config, PoolConfig
+from .domain.errors import (
     ConfigError,
     DuplicateNodeError,
     InvalidHeartbeatError,
@@ -13,8 +13,8 @@ from .errors import (
     UnknownNodeError,
     UnknownPoolError,
 )
-from .flags import MigrationFlags
-from .model import (
+from .domain.flags import MigrationFlags
+from .domain.model import (
     Attempt,
     Breakdown,
     Heartbeat,
@@ -29,7 +29,7 @@ from .model import (
     ServiceState,
     ServiceType,
 )
-from .registry import NodeRegistry
+from .registry.node_registry import NodeRegistry
 
 __version__ = "0.1.0"
 

@@ -1,6 +1,6 @@
 """``python -m pyscheduler``: the same command line as the ``pyscheduler`` script."""
 
-from .cli import main
+from .tools.cli import main
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -261,7 +261,7 @@ def counts(reg: NodeRegistry) -> dict[str, int]:
 
 
 def fleet_of(reg: NodeRegistry):
-    """The legacy path's :class:`~pyscheduler.fleet.Fleet` (for re-checking with
+    """The legacy path's :class:`~pyscheduler.state.fleet.Fleet` (for re-checking with
     ``selection.legacy`` functions; only valid while no other thread writes)."""
     return reg._fleet
 

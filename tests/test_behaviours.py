@@ -31,8 +31,8 @@ from pyscheduler import (
     Phase3Config,
     Reason,
 )
-from pyscheduler.fleet import Fleet
 from pyscheduler.selection import legacy
+from pyscheduler.state.fleet import Fleet
 
 
 def sem(node_id, langs, **kw):

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from pyscheduler import Phase3Config
-from pyscheduler.cli import main
+from pyscheduler.tools.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 POOLS = str(ROOT / "examples" / "pools.toml")

@@ -9,8 +9,8 @@ import sys
 
 import pytest
 
-from pyscheduler import cli
-from pyscheduler.cli import main
+from pyscheduler.tools import cli
+from pyscheduler.tools.cli import main
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

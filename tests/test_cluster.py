@@ -445,7 +445,7 @@ def test_bad_arguments_are_refused():
 
 
 def test_three_dispatcher_processes_share_one_fleet(redis_env):
-    from pyscheduler.cluster_sim import format_cluster_report, simulate_cluster
+    from pyscheduler.tools.cluster_sim import format_cluster_report, simulate_cluster
 
     report = simulate_cluster("small", 300, 2, instances=3, redis_url=redis_env.url, timeout_s=120)
     assert report.consistent, "instances ended with different nodes or pools"
@@ -463,7 +463,7 @@ def test_three_dispatcher_processes_share_one_fleet(redis_env):
 def test_cli_simulate_instances_json(redis_env, capsys):
     import json
 
-    from pyscheduler.cli import main
+    from pyscheduler.tools.cli import main
 
     code = main(["simulate", "--instances", "2", "--redis", redis_env.url, "--jobs", "100", "--json"])
     out = capsys.readouterr().out
@@ -474,7 +474,7 @@ def test_cli_simulate_instances_json(redis_env, capsys):
 
 
 def test_cli_cluster_commands_without_redis_say_why(monkeypatch, capsys):
-    from pyscheduler.cli import main
+    from pyscheduler.tools.cli import main
 
     monkeypatch.setenv("PYSCHEDULER_REDIS_SERVER", "/nonexistent/redis-server")
     assert main(["simulate", "--instances", "3", "--jobs", "10"]) == 1
@@ -487,7 +487,7 @@ def test_cli_cluster_commands_without_redis_say_why(monkeypatch, capsys):
 
 
 def test_bench_cluster_measures_throughput_and_delay(redis_env):
-    from pyscheduler.cluster_sim import bench_cluster, format_cluster_bench
+    from pyscheduler.tools.cluster_sim import bench_cluster, format_cluster_bench
 
     report = bench_cluster(redis_env.url, instances=2, nodes_per_instance=50, events=2000,
                            rates=(500.0,), duration_s=0.3, timeout_s=120)

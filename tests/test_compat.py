@@ -15,14 +15,14 @@ from pathlib import Path
 import pytest
 
 import pyscheduler
-from pyscheduler import hashing
+from pyscheduler.domain import hashing
 
 # Imported in a child process; prints what it saw as JSON.
 PROBE = textwrap.dedent(
     """
     import json
     from pyscheduler import _compat
-    import pyscheduler.hashing as h
+    import pyscheduler.domain.hashing as h
     print(json.dumps({
         "use_extensions": _compat.USE_EXTENSIONS,
         "have_hotpath": _compat.HAVE_HOTPATH,
@@ -125,7 +125,7 @@ def test_registry_without_the_extension_serves_legacy_and_says_so():
     """All flags on but no extension: the legacy path serves, visibly (path="legacy")."""
     code = (
         "from pyscheduler import *\n"
-        "from pyscheduler.workloads import make_workload, make_jobs, build_registry\n"
+        "from pyscheduler.tools.workloads import make_workload, make_jobs, build_registry\n"
         "wl = make_workload('small', 1)\n"
         "reg = build_registry(wl, clock=lambda: 100.0, flags=MigrationFlags.all_on())\n"
         "sels = [reg.select_node(j) for j in make_jobs(wl, 50, 2)]\n"

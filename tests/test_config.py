@@ -19,7 +19,7 @@ from pyscheduler import (
     SchedulerError,
     ServiceType,
 )
-from pyscheduler.config import MAX_POOL_ID
+from pyscheduler.domain.config import MAX_POOL_ID
 
 ASR, NMT, TTS, SEMANTIC = ServiceType.ASR, ServiceType.NMT, ServiceType.TTS, ServiceType.SEMANTIC
 

@@ -6,7 +6,7 @@ import pytest
 from helpers import FakeClock, beat, make_registry, node_info, phase3, pool
 
 from pyscheduler import CoreServicesConfig, DuplicateNodeError, NodeStatus
-from pyscheduler.events import ChangeKind
+from pyscheduler.domain.events import ChangeKind
 
 
 def _recording(reg):

@@ -14,10 +14,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pyscheduler import JobRequest, MigrationFlags, Reason
-from pyscheduler.lang_index import PoolLanguageIndex
-from pyscheduler.languages import AUTO
-from pyscheduler.model import CHECK_REASONS, CORE_TYPES, ServiceType
-from pyscheduler.pools import PoolLookup, eligible_pools
+from pyscheduler.domain.languages import AUTO
+from pyscheduler.domain.model import CHECK_REASONS, CORE_TYPES, ServiceType
+from pyscheduler.runtime.lang_index import PoolLanguageIndex
+from pyscheduler.state.pools import PoolLookup, eligible_pools
 
 pytestmark = pytest.mark.hotpath
 

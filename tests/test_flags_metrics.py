@@ -9,8 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pyscheduler import ConfigError, MigrationFlags
-from pyscheduler.hashing import fnv1a64
-from pyscheduler.metrics import LATENCY_BUCKETS_S, Histogram, Metrics
+from pyscheduler.domain.hashing import fnv1a64
+from pyscheduler.state.metrics import LATENCY_BUCKETS_S, Histogram, Metrics
 
 FLAG_NAMES = [
     "use_management_registry",

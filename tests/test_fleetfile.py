@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from pyscheduler import ConfigError, InvalidRequestError, NodeStatus, Phase3Config
-from pyscheduler.fleetfile import FleetEntry, fleet_from_dict, load_fleet, registry_from_fleet
+from pyscheduler.tools.fleetfile import FleetEntry, fleet_from_dict, load_fleet, registry_from_fleet
 
 ROOT = Path(__file__).resolve().parents[1]
 FLEET = ROOT / "examples" / "fleet.toml"

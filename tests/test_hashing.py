@@ -17,7 +17,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pyscheduler import _compat, hashing
+from pyscheduler import _compat
+from pyscheduler.domain import hashing
 
 # Published FNV-1a 64-bit test vectors from the FNV reference code (test_fnv.c,
 # Landon Curt Noll, public domain), cross-checked against other public test

@@ -33,7 +33,7 @@ from pyscheduler import (
     NodeStatus,
     UnknownNodeError,
 )
-from pyscheduler.events import ChangeKind
+from pyscheduler.domain.events import ChangeKind
 
 POOLS = [pool(1, ["en", "zh"]), pool(2, ["en", "ja"])]
 IDS = ("n1", "n2", "n3")

@@ -8,7 +8,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from pyscheduler import ConfigError, InvalidRequestError
-from pyscheduler.languages import (
+from pyscheduler.domain.languages import (
     AUTO,
     MAX_LANG_LENGTH,
     NMT_RULES,

@@ -8,9 +8,9 @@ import threading
 
 import pytest
 
-from pyscheduler import locks
-from pyscheduler.locks import SLOW_WAIT_S, TimedLock
-from pyscheduler.metrics import Metrics
+from pyscheduler.state import locks
+from pyscheduler.state.locks import SLOW_WAIT_S, TimedLock
+from pyscheduler.state.metrics import Metrics
 
 
 class ScriptedClock:

@@ -26,7 +26,7 @@ from pyscheduler import (
     ServiceState,
     ServiceType,
 )
-from pyscheduler.model import CHECK_REASONS, CORE_TYPES, parse_service_types
+from pyscheduler.domain.model import CHECK_REASONS, CORE_TYPES, parse_service_types
 
 ASR, NMT, TTS, SEMANTIC, TONE = (
     ServiceType.ASR,

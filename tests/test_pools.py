@@ -9,8 +9,8 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from pyscheduler import AutoPoolConfig, ConfigError, Phase3Config, PoolConfig, ServiceType
-from pyscheduler.hashing import node_hash
-from pyscheduler.pools import (
+from pyscheduler.domain.hashing import node_hash
+from pyscheduler.state.pools import (
     PoolGenerator,
     PoolLookup,
     eligible_pools,
@@ -125,7 +125,7 @@ def pool_lists(draw, rules=RULES, blocked=True, max_size=10):
 
 
 def brute_eligible(pools, src, tgt, job, scope, mode):
-    """DESIGN §5 "Pool eligibility" restated independently of pyscheduler.languages."""
+    """DESIGN §5 "Pool eligibility" restated independently of pyscheduler.domain.languages."""
 
     def admits_pair(p, s):
         langs = set(p.languages)

@@ -45,9 +45,9 @@ from pyscheduler import (
     SchedulerError,
     UnknownNodeError,
 )
-from pyscheduler.hashing import pool_hash
-from pyscheduler.languages import AUTO
-from pyscheduler.model import CHECK_REASONS
+from pyscheduler.domain.hashing import pool_hash
+from pyscheduler.domain.languages import AUTO
+from pyscheduler.domain.model import CHECK_REASONS
 from pyscheduler.selection import legacy
 
 # -- oracles written from DESIGN §5, independent of the package's helpers ----------------

@@ -46,7 +46,7 @@ from pyscheduler import (
     UnknownNodeError,
     UnknownPoolError,
 )
-from pyscheduler.fleet import Fleet
+from pyscheduler.state.fleet import Fleet
 
 EN_ZH = pool(1, ["en", "zh"])
 EN_JA = pool(2, ["en", "ja"])
@@ -577,7 +577,7 @@ def test_most_specific_membership():
 
 
 def test_most_specific_ties_use_the_node_hash():
-    from pyscheduler.hashing import node_hash
+    from pyscheduler.domain.hashing import node_hash
 
     cfg = phase3(EN_ZH, EN_JA, membership="most_specific")
     ids = [f"n{i}" for i in range(8)]

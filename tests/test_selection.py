@@ -36,8 +36,8 @@ from pyscheduler import (
     ServiceState,
     ServiceType,
 )
-from pyscheduler.hashing import fnv1a64, pool_hash, tiebreak_hash
-from pyscheduler.model import CHECK_REASONS
+from pyscheduler.domain.hashing import fnv1a64, pool_hash, tiebreak_hash
+from pyscheduler.domain.model import CHECK_REASONS
 from pyscheduler.selection import legacy
 
 R = Reason
@@ -843,7 +843,7 @@ def test_batch_equals_the_same_jobs_one_by_one():
 
 
 def test_select_eligible_pools_equals_the_scan():
-    from pyscheduler.pools import eligible_pools
+    from pyscheduler.state.pools import eligible_pools
 
     reg = ring_registry()
     langs = ["en", "zh", "ja", "de", "ko", "auto"]

@@ -8,8 +8,8 @@ import pytest
 from helpers import FakeClock, make_registry, node_info, phase3, pool
 
 from pyscheduler import JobRequest, MigrationFlags
-from pyscheduler.hashing import pool_hash
-from pyscheduler.sessions import SessionRuntimeManager, binding_pool
+from pyscheduler.domain.hashing import pool_hash
+from pyscheduler.state.sessions import SessionRuntimeManager, binding_pool
 
 SESSIONS = MigrationFlags(use_session_runtime=True)
 

@@ -8,8 +8,8 @@ import pytest
 from helpers import decisions
 
 from pyscheduler import MigrationFlags, Reason
-from pyscheduler.simulation import SimulationReport, VirtualClock, simulate
-from pyscheduler.workloads import make_workload
+from pyscheduler.tools.simulation import SimulationReport, VirtualClock, simulate
+from pyscheduler.tools.workloads import make_workload
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ import pytest
 from helpers import decisions
 
 from pyscheduler import MigrationFlags, Reason
-from pyscheduler.simulation import (
+from pyscheduler.tools.simulation import (
     ENGINES,
     PlotUnavailable,
     check_plotting,
@@ -19,7 +19,7 @@ from pyscheduler.simulation import (
     plot_report,
     simulate,
 )
-from pyscheduler.workloads import make_workload
+from pyscheduler.tools.workloads import make_workload
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -9,9 +9,9 @@ from collections import Counter
 import pytest
 
 from pyscheduler import NodeStatus, ServiceState, ServiceType
-from pyscheduler.languages import AUTO
-from pyscheduler.model import CORE_TYPES
-from pyscheduler.workloads import (
+from pyscheduler.domain.languages import AUTO
+from pyscheduler.domain.model import CORE_TYPES
+from pyscheduler.tools.workloads import (
     EXCLUDE_SHARE,
     WORKLOADS,
     JobStream,

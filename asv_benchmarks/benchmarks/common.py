@@ -3,7 +3,7 @@
 ``Base.setup_cache`` builds the standard workloads (DESIGN §8) and their job
 streams once per environment and commit; asv pickles what it returns and hands
 it to every benchmark. Registries hold locks and cannot be pickled, so only
-plain data (the :class:`~pyscheduler.workloads.Workload` and its jobs) goes
+plain data (the :class:`~pyscheduler.tools.workloads.Workload` and its jobs) goes
 through the cache; each benchmark process builds the registries it needs from
 it, once (:class:`Steady` memoizes them per process), which takes under half
 a second for ``10k``.
@@ -15,7 +15,7 @@ undoes what the previous call did (gives reservations back, re-admits a drained
 node) outside the timing, and every call starts from the same state.
 
 Only the public API is used: ``NodeRegistry`` methods, ``MigrationFlags``,
-``pyscheduler.workloads`` and ``Selection.path`` / ``decision()``. The path is a
+``pyscheduler.tools.workloads`` and ``Selection.path`` / ``decision()``. The path is a
 ``params`` axis, never the ``PYSCHEDULER_NO_EXTENSIONS`` switch (read once at
 import): ``fast`` is ``MigrationFlags.all_on()``, ``legacy`` all flags off.
 Without the compiled extension the ``fast`` cases are skipped.
@@ -26,7 +26,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from pyscheduler import MigrationFlags, NodeRegistry, Selection
-from pyscheduler.workloads import build_registry, make_jobs, make_workload
+
+try:  # the layered package (pyscheduler.tools); older commits kept it at the top
+    from pyscheduler.tools.workloads import build_registry, make_jobs, make_workload
+except ImportError:  # pragma: no cover - asv runs over history
+    from pyscheduler.workloads import build_registry, make_jobs, make_workload
 
 WORKLOADS = ["small", "10k"]
 PATHS = ["fast", "legacy"]

@@ -33,9 +33,9 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from ..config import Phase3Config
-from ..errors import SchedulerError
-from ..model import Heartbeat, NodeInfo, NodeStatus
+from ..domain.config import Phase3Config
+from ..domain.errors import SchedulerError
+from ..domain.model import Heartbeat, NodeInfo, NodeStatus
 
 __all__ = [
     "SEP",

@@ -37,11 +37,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..config import Phase3Config
-from ..errors import ConfigError, SchedulerError, UnknownNodeError
-from ..events import ChangeKind, RegistryEvent
-from ..model import Heartbeat, NodeStatus
-from ..registry import NodeRegistry
+from ..domain.config import Phase3Config
+from ..domain.errors import ConfigError, SchedulerError, UnknownNodeError
+from ..domain.events import ChangeKind, RegistryEvent
+from ..domain.model import Heartbeat, NodeStatus
+from ..registry.node_registry import NodeRegistry
 from . import codec
 from .codec import MalformedEntry, NodeState
 from .scripts import APPLY_BATCH, FIND_MISSING, PRUNE_IDS, SET_CONFIG

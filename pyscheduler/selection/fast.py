@@ -19,10 +19,10 @@ from functools import partial
 
 import numpy as np
 
-from ..errors import SchedulerError
-from ..languages import AUTO
-from ..model import CHECK_REASONS, Attempt, Breakdown, JobRequest, Reason, Selection
-from ..snapshot import RuntimeSnapshot
+from ..domain.errors import SchedulerError
+from ..domain.languages import AUTO
+from ..domain.model import CHECK_REASONS, Attempt, Breakdown, JobRequest, Reason, Selection
+from ..runtime.snapshot import RuntimeSnapshot
 
 __all__ = [
     "ATTEMPT_WIDTH",

@@ -14,10 +14,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from ..config import Phase3Config, PoolConfig
-from ..fleet import Fleet
-from ..hashing import fnv1a64, pool_hash, tiebreak_hash
-from ..model import (
+from ..domain.config import Phase3Config, PoolConfig
+from ..domain.hashing import fnv1a64, pool_hash, tiebreak_hash
+from ..domain.model import (
     CHECK_REASONS,
     Attempt,
     Breakdown,
@@ -27,8 +26,9 @@ from ..model import (
     Selection,
     ServiceType,
 )
-from ..nodes import NodeRecord, provides
-from ..pools import eligible_pools
+from ..state.fleet import Fleet
+from ..state.nodes import NodeRecord, provides
+from ..state.pools import eligible_pools
 
 __all__ = [
     "PoolPlan",

@@ -25,7 +25,7 @@ def rss_kib() -> int:
 def main() -> None:
     total = int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000
     from pyscheduler import MigrationFlags
-    from pyscheduler.workloads import build_registry, make_jobs, make_workload
+    from pyscheduler.tools.workloads import build_registry, make_jobs, make_workload
 
     workload = make_workload("small", 1)
     registry = build_registry(workload, clock=lambda: 100.0, flags=MigrationFlags.all_on())

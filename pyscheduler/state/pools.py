@@ -10,11 +10,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence, Set
 from itertools import combinations
 
-from .config import AutoPoolConfig, Phase3Config, PoolConfig
-from .errors import ConfigError
-from .hashing import node_hash
-from .languages import pool_admits
-from .model import CORE_TYPES, ServiceType
+from ..domain.config import AutoPoolConfig, Phase3Config, PoolConfig
+from ..domain.errors import ConfigError
+from ..domain.hashing import node_hash
+from ..domain.languages import pool_admits
+from ..domain.model import CORE_TYPES, ServiceType
 
 __all__ = [
     "services_match",

@@ -17,7 +17,7 @@ import threading
 from collections import deque
 from typing import Protocol
 
-from . import _compat
+from .. import _compat
 
 __all__ = ["LoadTableLike", "PyLoadTable", "SlotAllocator", "new_load_table"]
 

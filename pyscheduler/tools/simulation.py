@@ -42,9 +42,9 @@ from typing import Any
 
 import numpy as np
 
-from .flags import MigrationFlags
-from .model import Heartbeat, Reason
-from .registry import NodeRegistry
+from ..domain.flags import MigrationFlags
+from ..domain.model import Heartbeat, Reason
+from ..registry.node_registry import NodeRegistry
 from .workloads import JobStream, Workload, build_registry, make_workload
 
 __all__ = [

@@ -37,10 +37,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from itertools import accumulate, islice
 
-from .config import AutoPoolConfig, Phase3Config, PoolConfig
-from .flags import MigrationFlags
-from .languages import AUTO
-from .model import (
+from ..domain.config import AutoPoolConfig, Phase3Config, PoolConfig
+from ..domain.flags import MigrationFlags
+from ..domain.languages import AUTO
+from ..domain.model import (
     CORE_TYPES,
     Heartbeat,
     InstalledService,
@@ -50,7 +50,7 @@ from .model import (
     ServiceState,
     ServiceType,
 )
-from .registry import NodeRegistry
+from ..registry.node_registry import NodeRegistry
 
 __all__ = [
     "EXCLUDE_SHARE",

@@ -23,11 +23,11 @@ from typing import Any
 
 import numpy as np
 
-from . import _compat
-from .flags import MigrationFlags
-from .model import Heartbeat, JobRequest
-from .registry import NodeRegistry
-from .selection import fast
+from .. import _compat
+from ..domain.flags import MigrationFlags
+from ..domain.model import Heartbeat, JobRequest
+from ..registry.node_registry import NodeRegistry
+from ..selection import fast
 from .workloads import Workload, build_registry, make_jobs, make_workload
 
 __all__ = [

@@ -23,9 +23,9 @@ import time
 from collections.abc import Callable, Sequence
 from typing import NoReturn, TextIO
 
-from .config import Phase3Config
-from .errors import InvalidRequestError, SchedulerError
-from .model import CORE_TYPES, JobRequest, Selection, parse_service_types
+from ..domain.config import Phase3Config
+from ..domain.errors import InvalidRequestError, SchedulerError
+from ..domain.model import CORE_TYPES, JobRequest, Selection, parse_service_types
 from .simulation import ENGINES, SimulationReport, VirtualClock, simulate
 from .workloads import WORKLOADS, build_registry, make_workload
 

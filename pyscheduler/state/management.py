@@ -18,11 +18,11 @@ import bisect
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from .config import CoreServicesConfig, Phase3Config, PoolConfig
-from .errors import UnknownPoolError
+from ..domain.config import CoreServicesConfig, Phase3Config, PoolConfig
+from ..domain.errors import UnknownPoolError
+from ..domain.model import InstalledService, LanguageCapabilities, NodeInfo, NodeStatus
 from .locks import TimedLock
 from .metrics import Metrics
-from .model import InstalledService, LanguageCapabilities, NodeInfo, NodeStatus
 from .nodes import NodeRecord
 
 __all__ = ["NodeEntry", "ManagementState", "ManagementRegistry", "entry_differences"]

@@ -11,8 +11,8 @@ import bisect
 from collections import Counter
 from collections.abc import Iterable
 
-from .config import CoreServicesConfig, Phase3Config, PoolConfig
-from .errors import UnknownPoolError
+from ..domain.config import CoreServicesConfig, Phase3Config, PoolConfig
+from ..domain.errors import UnknownPoolError
 from .nodes import NodeRecord
 from .pools import PoolGenerator, PoolLookup, node_pools
 

@@ -23,11 +23,11 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from ._validate import check_int, check_number
-from .config import Phase3Config
-from .errors import ConfigError
-from .hashing import pool_hash
-from .model import JobRequest, ServiceType
+from ..domain._validate import check_int, check_number
+from ..domain.config import Phase3Config
+from ..domain.errors import ConfigError
+from ..domain.hashing import pool_hash
+from ..domain.model import JobRequest, ServiceType
 
 __all__ = ["SessionEntry", "SessionRuntimeManager", "binding_pool"]
 

@@ -15,10 +15,10 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from .config import Phase3Config, PoolConfig
-from .languages import AUTO, pool_admits
-from .model import CORE_TYPES, ServiceType
-from .pools import pool_sort_key, services_match
+from ..domain.config import Phase3Config, PoolConfig
+from ..domain.languages import AUTO, pool_admits
+from ..domain.model import CORE_TYPES, ServiceType
+from ..state.pools import pool_sort_key, services_match
 
 __all__ = ["PoolLanguageIndex", "intern_languages", "lang_bits", "words_for"]
 

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .config import CoreServicesConfig
-from .loads import LoadTableLike
-from .model import (
+from ..domain.config import CoreServicesConfig
+from ..domain.model import (
     CORE_TYPES,
     Heartbeat,
     InstalledService,
@@ -23,6 +22,7 @@ from .model import (
     ServiceState,
     ServiceType,
 )
+from .loads import LoadTableLike
 
 __all__ = ["NodeRecord", "STATUS_CODES", "UNHEALTHY_BEATS_TO_DEGRADE", "is_healthy", "provides"]
 

@@ -19,13 +19,13 @@ from typing import Any
 
 import numpy as np
 
-from . import _compat
-from .config import Phase3Config
-from .fleet import Fleet
+from .. import _compat
+from ..domain.config import Phase3Config
+from ..domain.model import InstalledService, LanguageCapabilities, ServiceType
+from ..state.fleet import Fleet
+from ..state.loads import LoadTableLike
+from ..state.nodes import NodeRecord, provides
 from .lang_index import PoolLanguageIndex, intern_languages, words_for
-from .loads import LoadTableLike
-from .model import InstalledService, LanguageCapabilities, ServiceType
-from .nodes import NodeRecord, provides
 
 __all__ = ["RuntimeSnapshot", "build_snapshot"]
 

@@ -27,9 +27,9 @@ import weakref
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 
-from . import _compat
-from .config import CoreServicesConfig, Phase3Config, PoolConfig
-from .errors import (
+from .. import _compat
+from ..domain.config import CoreServicesConfig, Phase3Config, PoolConfig
+from ..domain.errors import (
     ConfigError,
     DuplicateNodeError,
     InvalidHeartbeatError,
@@ -37,16 +37,10 @@ from .errors import (
     UnknownNodeError,
     UnknownPoolError,
 )
-from .events import ChangeKind, RegistryEvent
-from .flags import MigrationFlags
-from .fleet import Fleet
-from .lang_index import PoolLanguageIndex
-from .languages import normalize_lang
-from .loads import SlotAllocator, new_load_table
-from .locks import TimedLock
-from .management import ManagementRegistry, NodeEntry, entry_differences
-from .metrics import Metrics
-from .model import (
+from ..domain.events import ChangeKind, RegistryEvent
+from ..domain.flags import MigrationFlags
+from ..domain.languages import normalize_lang
+from ..domain.model import (
     CORE_TYPES,
     Heartbeat,
     JobRequest,
@@ -58,12 +52,18 @@ from .model import (
     ServiceType,
     parse_service_types,
 )
-from .nodes import STATUS_CODES, NodeRecord
-from .pools import PoolLookup, eligible_pools, node_pools
-from .reservations import Reservations
-from .selection import fast, legacy
-from .sessions import SessionEntry, SessionRuntimeManager
-from .snapshot import RuntimeSnapshot, build_snapshot
+from ..runtime.lang_index import PoolLanguageIndex
+from ..runtime.snapshot import RuntimeSnapshot, build_snapshot
+from ..selection import fast, legacy
+from ..state.fleet import Fleet
+from ..state.loads import SlotAllocator, new_load_table
+from ..state.locks import TimedLock
+from ..state.management import ManagementRegistry, NodeEntry, entry_differences
+from ..state.metrics import Metrics
+from ..state.nodes import STATUS_CODES, NodeRecord
+from ..state.pools import PoolLookup, eligible_pools, node_pools
+from ..state.reservations import Reservations
+from ..state.sessions import SessionEntry, SessionRuntimeManager
 
 __all__ = ["NodeRegistry", "REGISTER_POLICIES"]
 

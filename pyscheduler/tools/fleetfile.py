@@ -30,11 +30,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .config import CoreServicesConfig, Phase3Config
-from .errors import ConfigError, InvalidHeartbeatError, InvalidRequestError, SchedulerError
-from .flags import MigrationFlags
-from .model import Heartbeat, NodeInfo
-from .registry import NodeRegistry
+from ..domain.config import CoreServicesConfig, Phase3Config
+from ..domain.errors import ConfigError, InvalidHeartbeatError, InvalidRequestError, SchedulerError
+from ..domain.flags import MigrationFlags
+from ..domain.model import Heartbeat, NodeInfo
+from ..registry.node_registry import NodeRegistry
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -82,7 +82,7 @@ def redis_for(url: str | None) -> Iterator[tuple[str, str]]:
         import redis
     except ImportError:
         raise ClusterSetupError("cluster runs need redis-py: pip install 'pyscheduler[redis]'") from None
-    from .cluster import RedisServer, RedisServerError, find_redis_server
+    from ..cluster import RedisServer, RedisServerError, find_redis_server
 
     if url is not None:
         try:
@@ -111,7 +111,7 @@ def redis_for(url: str | None) -> Iterator[tuple[str, str]]:
 
 
 def _flags(engine: str | None) -> Any:
-    from .flags import MigrationFlags
+    from ..domain.flags import MigrationFlags
 
     if engine in (None, "legacy"):
         return None
@@ -399,9 +399,9 @@ def _sim_instance_run(
     index: int, barrier: Any, running: Any, *, url: str, prefix: str, workload: str, seed: int,
     jobs: int, instances: int, engine: str | None, heartbeats: bool, beat_interval: float,
 ) -> tuple[Any, dict]:
-    from .cluster import RedisClusterSync
-    from .model import Heartbeat
-    from .registry import NodeRegistry
+    from ..cluster import RedisClusterSync
+    from ..domain.model import Heartbeat
+    from ..registry.node_registry import NodeRegistry
     from .workloads import JobStream, make_workload
 
     wl = make_workload(workload, seed)
@@ -684,7 +684,7 @@ def _bench_instance(index: int, barrier: Any, results: Any, kw: dict) -> None:
 
 
 def _bench_node(node_id: str) -> Any:
-    from .model import InstalledService, LanguageCapabilities, NodeInfo, ServiceType
+    from ..domain.model import InstalledService, LanguageCapabilities, NodeInfo, ServiceType
 
     services = tuple(InstalledService(f"{t.name.lower()}-1", t) for t in (ServiceType.ASR, ServiceType.NMT, ServiceType.TTS))
     caps = LanguageCapabilities(asr=("en", "zh"), tts=("en", "zh"), nmt_languages=("en", "zh"))
@@ -695,10 +695,10 @@ def _bench_instance_run(
     index: int, barrier: Any, *, url: str, prefix: str, instances: int, nodes: int, events: int,
     rates: tuple[float, ...], duration: float,
 ) -> tuple[Any, dict]:
-    from .cluster import RedisClusterSync
-    from .config import Phase3Config, PoolConfig
-    from .model import Heartbeat
-    from .registry import NodeRegistry
+    from ..cluster import RedisClusterSync
+    from ..domain.config import Phase3Config, PoolConfig
+    from ..domain.model import Heartbeat
+    from ..registry.node_registry import NodeRegistry
 
     registry = NodeRegistry(Phase3Config(pools=(PoolConfig(1, "en-zh", ("en", "zh")),)))
     backlog = events * instances
