@@ -1,30 +1,24 @@
-"""``NodeRegistry``: the API dispatchers call (DESIGN §4).
+"""``NodeRegistry``: the API dispatchers call (docs/DESIGN.md §4), a facade over
 
-This is the legacy path: every piece of state — the fleet, reservations,
-metrics — sits behind one ``threading.Lock``, and pools are found by
-scanning. Each method validates its input before it takes the lock, and
-either completes or raises with nothing changed.
+- the legacy fleet (``state.fleet``) behind one registry lock — the source of truth;
+- :class:`~.mirror.ManagementMirror`, the management registry kept in step with it;
+- :class:`~.publish.SnapshotPublisher`, the runtime snapshot generations dispatch reads;
+- :mod:`.consistency`, the cross-checks behind ``verify_consistency``;
+- the two selection paths: ``selection.legacy`` under the lock, ``selection.fast``
+  (compiled kernels over the current snapshot, no registry lock).
 
-Lock order (DESIGN §1): registry lock → reservation-table lock → snapshot
-version-count lock; nothing is called under a lock that could block (no I/O,
-no user callbacks but the clock).
-
-With ``MigrationFlags.use_runtime_snapshot`` (and the extension built),
-selections run the compiled kernels over the current ``RuntimeSnapshot``
-without taking the registry lock; the snapshot is rebuilt, under the lock,
-when the first selection after a topology change finds it stale.
+Each method validates its input before it takes the lock, and either completes
+or raises with nothing changed. Lock order: registry lock → management lock →
+reservation-table lock → snapshot version-count lock; nothing is called under a
+lock that could block (no I/O, no user callbacks but the clock).
 """
 
 from __future__ import annotations
 
 import itertools
 import logging
-import math
-import threading
 import time
 import uuid
-import weakref
-from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 
 from .. import _compat
@@ -58,12 +52,14 @@ from ..selection import fast, legacy
 from ..state.fleet import Fleet
 from ..state.loads import SlotAllocator, new_load_table
 from ..state.locks import TimedLock
-from ..state.management import ManagementRegistry, NodeEntry, entry_differences
 from ..state.metrics import Metrics
-from ..state.nodes import STATUS_CODES, NodeRecord
-from ..state.pools import PoolLookup, eligible_pools, node_pools
+from ..state.nodes import NodeRecord
+from ..state.pools import eligible_pools
 from ..state.reservations import Reservations
 from ..state.sessions import SessionEntry, SessionRuntimeManager
+from .consistency import fleet_problems, management_problems, snapshot_problems
+from .mirror import ManagementMirror
+from .publish import SnapshotPublisher
 
 __all__ = ["NodeRegistry", "REGISTER_POLICIES"]
 
@@ -107,18 +103,13 @@ class NodeRegistry:
         self._slots = SlotAllocator()
         self._serials = itertools.count(1)
         self._reservations = Reservations(self._loads)
-        self._snapshot: RuntimeSnapshot | None = None
-        self._live_versions: Counter[int] = Counter()  # snapshot generations still referenced
-        self._versions_lock = threading.Lock()
+        self._publisher = SnapshotPublisher(self._metrics)
         self._listeners: tuple[Callable[[RegistryEvent], None], ...] = ()
         self._sessions = SessionRuntimeManager(clock=clock)
-        self._management: ManagementRegistry | None = None
-        self._management_stale = True  # it missed changes (or does not exist yet)
-        self._build_lock = threading.Lock()  # one snapshot build at a time
+        self._mirror = ManagementMirror(self._fleet, self._metrics)
         if flags.use_management_registry:
             with self._locked("init"):
-                self._ensure_management_locked()
-                self._sync_all_locked()
+                self._mirror.resync()
 
     # -- locking -----------------------------------------------------------------------
 
@@ -144,7 +135,7 @@ class NodeRegistry:
         with self._locked("set_phase3_config"):
             self._fleet.set_config(cfg)
             self._metrics.inc("config_changes")
-            self._after_change_locked()
+            self._mirror.after_change(self._flags)
         if self._fast():
             self.snapshot()  # publish now: the next dispatch finds the new pools ready
         self._emit(RegistryEvent(ChangeKind.PHASE3_CONFIG, phase3=cfg))
@@ -154,7 +145,7 @@ class NodeRegistry:
         _require(cfg, CoreServicesConfig, "cfg", ConfigError)
         with self._locked("set_core_services_config"):
             self._fleet.set_core(cfg)
-            self._after_change_locked()
+            self._mirror.after_change(self._flags)
         self._emit(RegistryEvent(ChangeKind.CORE_SERVICES_CONFIG, core_services=cfg))
 
     @property
@@ -166,10 +157,8 @@ class NodeRegistry:
         on creates the management registry if needed and resyncs it in full."""
         _require(flags, MigrationFlags, "flags", ConfigError)
         with self._locked("set_flags"):
-            if flags.use_management_registry:
-                self._ensure_management_locked()
-                if self._management_stale:
-                    self._sync_all_locked()
+            if flags.use_management_registry and self._mirror.stale:
+                self._mirror.resync()
             self._flags = flags
 
     # -- node lifecycle ----------------------------------------------------------------
@@ -195,12 +184,12 @@ class NodeRegistry:
                 if policy == "reject_duplicate" and not old.disconnected:
                     raise DuplicateNodeError(f"node {node_id!r} is already registered")
                 self._forget(node_id)
-            slot = self._slots.allocate(self._oldest_live_version())
+            slot = self._slots.allocate(self._publisher.oldest_live_version())
             record = NodeRecord.new(info, self._clock(), slot, next(self._serials), self._loads)
             self._reservations.claim_slot(slot, record.serial)
             self._fleet.add(record)
             self._metrics.inc("registrations")
-            self._after_change_locked()
+            self._mirror.after_change(self._flags)
         self._emit(RegistryEvent(ChangeKind.REGISTERED, node_id, info=info))
         return node_id
 
@@ -220,7 +209,7 @@ class NodeRegistry:
         with self._heartbeat_guard:
             status = self._apply_heartbeat_locked(self._live(node_id), hb, self._clock())
             if self._fleet.touched:  # a load-only beat changes nothing to sync
-                self._after_change_locked()
+                self._mirror.after_change(self._flags)
         if self._listeners:
             self._emit(RegistryEvent(ChangeKind.HEARTBEAT, node_id, heartbeat=hb, status=status))
         return status
@@ -241,7 +230,7 @@ class NodeRegistry:
             now, apply = self._clock(), self._apply_heartbeat_locked
             statuses = [apply(record, hb, now) for record, (_, hb) in zip(records, pairs)]
             if self._fleet.touched:
-                self._after_change_locked()
+                self._mirror.after_change(self._flags)
         if self._listeners:
             for (node_id, hb), status in zip(pairs, statuses):
                 self._emit(RegistryEvent(ChangeKind.HEARTBEAT, node_id, heartbeat=hb, status=status))
@@ -267,7 +256,7 @@ class NodeRegistry:
                 record.status = NodeStatus.DRAINING
             status = record.status
             self._fleet.touched.add(node_id)
-            self._after_change_locked()
+            self._mirror.after_change(self._flags)
         self._emit(RegistryEvent(ChangeKind.DRAINING, node_id, status=status))
 
     def disconnect_node(self, node_id: str) -> None:
@@ -279,7 +268,7 @@ class NodeRegistry:
             self._fleet.disconnect(record)
             self._reservations.free_slot(record.slot)
             self._reservations.claim_slot(record.slot, record.serial)
-            self._after_change_locked()
+            self._mirror.after_change(self._flags)
         self._emit(RegistryEvent(ChangeKind.DISCONNECTED, node_id, status=NodeStatus.OFFLINE))
 
     def remove_node(self, node_id: str) -> None:
@@ -288,7 +277,7 @@ class NodeRegistry:
             if node_id not in self._fleet.nodes:
                 raise UnknownNodeError(f"unknown node id {node_id!r}")
             self._forget(node_id)
-            self._after_change_locked()
+            self._mirror.after_change(self._flags)
         self._emit(RegistryEvent(ChangeKind.REMOVED, node_id))
 
     def sweep(self, now: float | None = None) -> list[str]:
@@ -306,7 +295,7 @@ class NodeRegistry:
             self._metrics.inc("reservations_expired", expired)
             statuses = [(nid, self._fleet.nodes[nid].status) for nid in changed]
             self._fleet.touched.update(changed)
-            self._after_change_locked()
+            self._mirror.after_change(self._flags)
         for nid, status in statuses:
             self._emit(RegistryEvent(ChangeKind.STATUS, nid, status=status))
         return changed
@@ -359,8 +348,7 @@ class NodeRegistry:
         them, and switch every flag on (``shadow_compare`` and
         ``rollout_percent`` are kept as they are)."""
         with self._locked("enable_lock_optimization"):
-            self._ensure_management_locked()
-            self._sync_all_locked()
+            self._mirror.resync()
         flags = self._flags
         self.set_flags(MigrationFlags(True, True, True, True, flags.shadow_compare, flags.rollout_percent))
 
@@ -368,69 +356,26 @@ class NodeRegistry:
         """Copy one node's legacy state (status, services, languages, pools) to
         the management registry."""
         with self._locked("sync_node"):
-            self._ensure_management_locked()
-            record = self._fleet.nodes.get(node_id)
-            if record is None:
+            if node_id not in self._fleet.nodes:
                 raise UnknownNodeError(f"unknown node id {node_id!r}")
-            self._management.upsert(NodeEntry.of(record), self._fleet.topology_version)
+            self._mirror.upsert(node_id)
 
     def remove_node_from_management(self, node_id: str) -> None:
         """Drop a node from the management registry (it must be gone from the legacy side)."""
         with self._locked("remove_from_management"):
-            self._ensure_management_locked()
             if node_id in self._fleet.nodes:
                 raise InvalidRequestError(f"node {node_id!r} is still registered; remove it first")
-            self._management.remove(node_id, self._fleet.topology_version)
+            self._mirror.remove(node_id)
 
     def sync_phase3_config_to_management(self) -> None:
         """Copy the Phase3 config, the generated pools and every membership."""
         with self._locked("sync_phase3_config"):
-            self._ensure_management_locked()
-            self._sync_pools_locked()
+            self._mirror.sync_pools()
 
     def sync_core_services_to_management(self) -> None:
         """Copy the core-services config."""
         with self._locked("sync_core_services"):
-            self._ensure_management_locked()
-            self._management.set_core(self._fleet.core, self._fleet.topology_version)
-
-    def _ensure_management_locked(self) -> ManagementRegistry:
-        if self._management is None:
-            self._management = ManagementRegistry(self._fleet.cfg, self._fleet.core, self._metrics)
-            self._management_stale = True
-        return self._management
-
-    def _management_on(self) -> bool:
-        return self._management is not None and self._flags.use_management_registry
-
-    def _sync_all_locked(self) -> None:
-        self._fleet.take_changes()
-        self._management.set_core(self._fleet.core, self._fleet.topology_version)
-        self._sync_pools_locked()
-        self._management_stale = False
-
-    def _sync_pools_locked(self) -> None:
-        fleet = self._fleet
-        entries = [NodeEntry.of(r) for r in fleet.nodes.values()]
-        self._management.set_pools(fleet.cfg, fleet.generated, entries, fleet.topology_version)
-
-    def _after_change_locked(self) -> None:
-        """Copy what the last change touched to the management registry (when on)."""
-        touched, pools_changed = self._fleet.take_changes()
-        if not self._management_on():
-            if self._management is not None and (touched or pools_changed):
-                self._management_stale = True  # resynced in full when switched on again
-            return
-        if self._management_stale or pools_changed:
-            self._sync_all_locked()
-            return
-        fleet, management = self._fleet, self._management
-        for node_id in touched:
-            record = fleet.nodes.get(node_id)
-            if record is None:
-                management.remove(node_id, fleet.topology_version)
-            else:
-                management.upsert(NodeEntry.of(record), fleet.topology_version)
+            self._mirror.sync_core()
 
     # -- snapshots ---------------------------------------------------------------------
 
@@ -442,54 +387,29 @@ class NodeRegistry:
         reader only waits when it finds the snapshot stale while another
         thread is already rebuilding it.
         """
-        snap = self._snapshot
-        if snap is not None and snap.version == self._fleet.topology_version:
+        snap = self._publisher.current_if(self._fleet.topology_version)
+        if snap is not None:
             return snap
-        if self._management_on() and not self._management_stale:
+        if self._mirror.serving(self._flags):
             return self._publish_from_management()
         with self._locked("publish_snapshot"):
             return self._publish_locked()
 
     def _publish_from_management(self) -> RuntimeSnapshot:
-        with self._build_lock:
-            snap = self._snapshot
-            if snap is not None and snap.version == self._fleet.topology_version:
+        publisher = self._publisher
+        with publisher.build_lock:
+            snap = publisher.current_if(self._fleet.topology_version)
+            if snap is not None:
                 return snap  # another thread built it while we waited
-            state = self._management.capture()
-            start = time.perf_counter()
-            built = build_snapshot(state, self._loads, state.version)  # no lock held
-            return self._install(built, time.perf_counter() - start)
+            state = self._mirror.capture()
+            return publisher.build(lambda: build_snapshot(state, self._loads, state.version))  # no lock held
 
     def _publish_locked(self) -> RuntimeSnapshot:
         version = self._fleet.topology_version
-        snap = self._snapshot
-        if snap is None or snap.version != version:
-            start = time.perf_counter()
-            snap = self._install(build_snapshot(self._fleet, self._loads, version), time.perf_counter() - start)
+        snap = self._publisher.current_if(version)
+        if snap is None:
+            snap = self._publisher.build(lambda: build_snapshot(self._fleet, self._loads, version))
         return snap
-
-    def _install(self, snap: RuntimeSnapshot, build_s: float) -> RuntimeSnapshot:
-        """Make ``snap`` current unless a newer generation already is."""
-        with self._versions_lock:
-            self._live_versions[snap.version] += 1
-        weakref.finalize(snap, self._snapshot_released, snap.version)
-        current = self._snapshot
-        if current is None or snap.version >= current.version:
-            self._snapshot = snap
-        self._metrics.observe("snapshot_build_s", build_s)
-        self._metrics.inc("snapshots_built")
-        return snap
-
-    def _snapshot_released(self, version: int) -> None:
-        # runs when a generation is garbage; may run under any lock but this one
-        with self._versions_lock:
-            self._live_versions[version] -= 1
-            if self._live_versions[version] <= 0:
-                del self._live_versions[version]
-
-    def _oldest_live_version(self) -> float:
-        with self._versions_lock:
-            return min(self._live_versions, default=math.inf)
 
     # -- selection ---------------------------------------------------------------------
 
@@ -551,8 +471,8 @@ class NodeRegistry:
         return selection
 
     def _select_fast(self, job: JobRequest) -> Selection:
-        snap = self._snapshot
-        if snap is None or snap.version != self._fleet.topology_version:
+        snap = self._publisher.current_if(self._fleet.topology_version)
+        if snap is None:
             snap = self.snapshot()
         now = self._clock()
         entry, bound = self._bound_pool_fast(job, snap, now)
@@ -745,12 +665,12 @@ class NodeRegistry:
         member list and config against the legacy side; a current snapshot
         against a fresh build from the same state."""
         with self._locked("verify_consistency"):
-            problems = _fleet_problems(self._fleet, self._reservations)
-            if self._management_on() and not self._management_stale:
-                problems += _management_problems(self._fleet, self._management.capture())
-            snap = self._snapshot
-            if snap is not None and snap.version == self._fleet.topology_version:
-                problems += _snapshot_problems(snap, self._fleet)
+            problems = fleet_problems(self._fleet, self._reservations)
+            if self._mirror.serving(self._flags):
+                problems += management_problems(self._fleet, self._mirror.capture())
+            snap = self._publisher.current_if(self._fleet.topology_version)
+            if snap is not None:
+                problems += snapshot_problems(snap, self._fleet)
             return problems
 
     def metrics(self) -> dict:
@@ -758,6 +678,7 @@ class NodeRegistry:
         with self._locked("metrics"):
             out = self._metrics.snapshot()
             nodes = self._fleet.nodes.values()
+            snap = self._publisher.current
             out["gauges"] = {
                 "nodes": sum(1 for r in nodes if not r.disconnected),
                 "nodes_ready": sum(1 for r in nodes if r.status is NodeStatus.READY and not r.disconnected),
@@ -766,8 +687,8 @@ class NodeRegistry:
                 "reservations": len(self._reservations),
                 "sessions": len(self._sessions),
                 "topology_version": self._fleet.topology_version,
-                "snapshot_version": -1 if self._snapshot is None else self._snapshot.version,
-                "management_in_sync": self._management_on() and not self._management_stale,
+                "snapshot_version": -1 if snap is None else snap.version,
+                "management_in_sync": self._mirror.serving(self._flags),
             }
             return out
 
@@ -798,71 +719,3 @@ def _token(selection_or_token: Selection | int) -> int | None:
     if isinstance(selection_or_token, int) and not isinstance(selection_or_token, bool):
         return selection_or_token
     raise InvalidRequestError(f"expected a Selection or a reservation token, got {selection_or_token!r}")
-
-
-def _fleet_problems(fleet: Fleet, reservations: Reservations) -> list[str]:
-    """Check every derived structure against a recomputation from the nodes."""
-    problems: list[str] = []
-    lookup = PoolLookup(fleet.pools.values())
-    expected_members: dict[int, list[str]] = {pid: [] for pid in fleet.pools}
-    held = reservations.held_by()
-    for node_id in sorted(fleet.nodes):
-        rec = fleet.nodes[node_id]
-        want: tuple[int, ...] = ()
-        if not rec.disconnected:
-            want = node_pools(node_id, rec.capabilities.language_set(), rec.installed, lookup, fleet.cfg.membership)
-        if rec.pool_ids != want:
-            problems.append(f"node {node_id}: pool_ids {rec.pool_ids} != expected {want}")
-        for pid in want:
-            expected_members[pid].append(node_id)
-        if rec.loads.status(rec.slot) != STATUS_CODES[rec.status]:
-            problems.append(f"node {node_id}: load-table status {rec.loads.status(rec.slot)} != {rec.status}")
-        tokens = held.get((rec.slot, rec.serial), 0)
-        if rec.reserved != tokens:
-            problems.append(f"node {node_id}: reserved {rec.reserved} != live reservations {tokens}")
-    for pid, want_members in expected_members.items():
-        if fleet.members.get(pid) != want_members:
-            problems.append(f"pool {pid}: members {fleet.members.get(pid)} != expected {want_members}")
-    configured = {p.pool_id for p in fleet.cfg.pools}
-    for p in fleet.generated:
-        if p.pool_id in configured or fleet.pools.get(p.pool_id) != p:
-            problems.append(f"generated pool {p.pool_id} ({p.name}) is not installed as generated")
-    return problems
-
-
-def _management_problems(fleet: Fleet, state) -> list[str]:
-    """Compare the management state with the legacy structures, field by field."""
-    problems = []
-    if state.version != fleet.topology_version:
-        problems.append(f"management: version {state.version} != legacy {fleet.topology_version}")
-    if state.cfg != fleet.cfg or state.core != fleet.core:
-        problems.append("management: config differs from the legacy side")
-    if state.generated != fleet.generated or state.pools != fleet.pools:
-        problems.append("management: pools differ from the legacy side")
-    for node_id in sorted(set(fleet.nodes) | set(state.nodes)):
-        record, entry = fleet.nodes.get(node_id), state.nodes.get(node_id)
-        if record is None or entry is None:
-            problems.append(f"management: node {node_id} is only on the {'legacy' if entry is None else 'management'} side")
-            continue
-        fields = entry_differences(NodeEntry.of(record), entry)
-        if fields:
-            problems.append(f"management: node {node_id} differs in {', '.join(fields)}")
-    for pid in sorted(set(fleet.members) | set(state.members)):
-        if fleet.members.get(pid, []) != state.members.get(pid, []):
-            problems.append(f"management: members of pool {pid} differ")
-    return problems
-
-
-def _snapshot_problems(snap: RuntimeSnapshot, fleet: Fleet) -> list[str]:
-    """Compare a current snapshot with the structures it was built from."""
-    fresh = build_snapshot(fleet, snap.loads, snap.version)
-    problems = []
-    if snap.node_ids != fresh.node_ids:
-        problems.append("snapshot: node ids differ from the registry's live nodes")
-    if snap.pool_ids != fresh.pool_ids:
-        problems.append("snapshot: pool ids differ from the registry's pools")
-    for name, column in fresh.columns.items():
-        theirs = snap.columns.get(name)
-        if theirs is None or theirs.shape != column.shape or not (theirs == column).all():
-            problems.append(f"snapshot: column {name} differs from the registry")
-    return problems
