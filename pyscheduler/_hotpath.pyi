@@ -1,7 +1,7 @@
 # Stub for the compiled extension pyscheduler._hotpath (sources: csrc/_hotpath.pyx).
 # Import it only through pyscheduler._compat / pyscheduler.hashing: it may be absent.
 
-from typing import Final
+from typing import Final, final
 
 import numpy as np
 import numpy.typing as npt
@@ -27,6 +27,7 @@ ATTEMPT_WIDTH: Final[int]  # int32 per attempt record: pool index, total, 12 cou
 MAX_SLOTS: Final[int]
 REASON_CODES: Final[dict[str, int]]  # reason name -> kernel code (CHECK_REASONS order)
 
+@final
 class LoadTable:
     """Per-node load records by slot, in chunks that never move; atomic counters."""
 
@@ -52,6 +53,7 @@ class LoadTable:
     def unreserve(self, slot: int) -> bool: ...
     def commit(self, slot: int) -> bool: ...
 
+@final
 class CompiledSnapshot:
     """The typed, range-checked view of one snapshot generation the kernels scan."""
 

@@ -61,3 +61,27 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
             "rebuild it with `pip install -e .` or run with --no-hotpath",
             pytrace=False,
         )
+
+
+@pytest.fixture(
+    scope="session",  # it hands out a class, never state: safe to share across hypothesis examples
+    params=[
+        pytest.param("python", id="python"),
+        pytest.param("compiled", id="compiled", marks=pytest.mark.hotpath),
+    ]
+)
+def load_table_cls(request: pytest.FixtureRequest) -> type:
+    """Each load-table implementation in turn: ``PyLoadTable`` and the compiled ``LoadTable``.
+
+    Tests that take this fixture are the one suite both implementations must pass;
+    the compiled case is marked ``hotpath`` (deselected by ``--no-hotpath``).
+    """
+    if request.param == "python":
+        from pyscheduler.state.loads import PyLoadTable
+
+        return PyLoadTable
+    from pyscheduler import _compat
+
+    if not _compat.HAVE_HOTPATH:
+        pytest.fail("the compiled LoadTable needs pyscheduler._hotpath", pytrace=False)
+    return _compat.hotpath.LoadTable

@@ -1,4 +1,4 @@
-"""The session domain: binding, stickiness, rebinding, expiry and bounds (DESIGN §5, issue 4)."""
+"""The session domain: binding, stickiness, rebinding, expiry and bounds (docs/DESIGN.md §5)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from pyscheduler.state.sessions import SessionRuntimeManager, binding_pool
 SESSIONS = MigrationFlags(use_session_runtime=True)
 
 
-@pytest.fixture(params=["legacy", "fast"])
+@pytest.fixture(params=["legacy", pytest.param("fast", marks=pytest.mark.hotpath)])
 def flags(request):
     return MigrationFlags.all_on() if request.param == "fast" else SESSIONS
 

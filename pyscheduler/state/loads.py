@@ -23,11 +23,14 @@ __all__ = ["LoadTableLike", "PyLoadTable", "SlotAllocator", "new_load_table"]
 
 
 class LoadTableLike(Protocol):
-    capacity: int
+    """What both load tables offer (the compiled one is described in ``_hotpath.pyi``)."""
+
+    @property
+    def capacity(self) -> int: ...
 
     def ensure(self, slot: int) -> None: ...
     def reset(self, slot: int, now: float) -> None: ...
-    def set_load(self, slot: int, cpu: float, memory: float, gpu: float | None,
+    def set_load(self, slot: int, cpu_usage: float, memory_usage: float, gpu_usage: float | None,
                  running: int, last_heartbeat: float) -> None: ...
     def set_status(self, slot: int, status: int) -> None: ...
     def status(self, slot: int) -> int: ...
@@ -64,11 +67,13 @@ class PyLoadTable:
     def reset(self, slot: int, now: float) -> None:
         self._row(slot)[:] = [0, 0, 0.0, 0.0, None, float(now), 1]
 
-    def set_load(self, slot, cpu, memory, gpu, running, last_heartbeat) -> None:
+    def set_load(self, slot: int, cpu_usage: float, memory_usage: float, gpu_usage: float | None,
+                 running: int, last_heartbeat: float) -> None:
         row = self._row(slot)
+        gpu = None if gpu_usage is None else float(gpu_usage)
         with self._lock:
             row[0] = int(running)
-            row[2:6] = [float(cpu), float(memory), None if gpu is None else float(gpu), float(last_heartbeat)]
+            row[2:6] = [float(cpu_usage), float(memory_usage), gpu, float(last_heartbeat)]
 
     def set_status(self, slot: int, status: int) -> None:
         if status not in (0, 1, 2):

@@ -28,6 +28,7 @@ from ..domain.flags import MigrationFlags
 from ..domain.model import Heartbeat, JobRequest
 from ..registry.node_registry import NodeRegistry
 from ..selection import fast
+from .report import percentile, text_table
 from .workloads import Workload, build_registry, make_jobs, make_workload
 
 __all__ = [
@@ -170,11 +171,11 @@ def bench_workload(name: str, *, seed: int = 1, calls: int | None = None, legacy
         workload=name,
         nodes=snapshot.n_nodes,
         pools=len(snapshot.pool_ids),
-        fast_p50_us=float(np.percentile(fast_all, 50)),
-        fast_p99_us=float(np.percentile(fast_all, 99)),
-        legacy_p50_us=float(np.percentile(legacy_all, 50)),
-        legacy_p99_us=float(np.percentile(legacy_all, 99)),
-        speedup_p50=float(np.percentile(legacy_all, 50) / np.percentile(fast_all, 50)),
+        fast_p50_us=percentile(fast_all, 50),
+        fast_p99_us=percentile(fast_all, 99),
+        legacy_p50_us=percentile(legacy_all, 50),
+        legacy_p99_us=percentile(legacy_all, 99),
+        speedup_p50=percentile(legacy_all, 50) / percentile(fast_all, 50),
         speedup_mean=float(legacy_all.mean() / fast_all.mean()),
         batch_decisions_per_s=_batch_rate(fast_reg, jobs[:BATCH_JOBS]),
         kernel_batch_decisions_per_s=_kernel_batch_rate(fast_reg, jobs[:BATCH_JOBS]),
@@ -221,10 +222,7 @@ def _table(columns: Sequence[tuple[str, str, str]], results: Sequence[object]) -
     """Right-aligned columns: (title, attribute, format) each, one row per result."""
     header = [title for title, _, _ in columns]
     rows = [[fmt.format(getattr(r, key)) for _, key, fmt in columns] for r in results]
-    widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(header)]
-    lines = ["  ".join(h.rjust(w) for h, w in zip(header, widths))]
-    lines += ["  ".join(c.rjust(w) for c, w in zip(row, widths)) for row in rows]
-    return "\n".join(lines)
+    return "\n".join(text_table([header, *rows], right=range(len(header))))
 
 
 # -- contention: dispatch latency during a heartbeat storm (issue 4) -----------------------
@@ -378,11 +376,11 @@ def contention_workload(
             ContentionResult(
                 workload=name,
                 path=path,
-                quiet_p50_us=float(np.percentile(quiet, 50)),
-                quiet_p99_us=float(np.percentile(quiet, 99)),
-                storm_p50_us=float(np.percentile(loud, 50)),
-                storm_p99_us=float(np.percentile(loud, 99)),
-                storm_over_quiet_p99=float(np.percentile(loud, 99) / np.percentile(quiet, 99)),
+                quiet_p50_us=percentile(quiet, 50),
+                quiet_p99_us=percentile(quiet, 99),
+                storm_p50_us=percentile(loud, 50),
+                storm_p99_us=percentile(loud, 99),
+                storm_over_quiet_p99=percentile(loud, 99) / percentile(quiet, 99),
                 heartbeats_per_s=achieved,
                 target_heartbeats_per_s=rate,
                 registry_lock_wait_p99_us=hists.get("registry_lock_wait_s", {}).get("p99", 0.0) * 1e6,

@@ -26,6 +26,7 @@ from typing import NoReturn, TextIO
 from ..domain.config import Phase3Config
 from ..domain.errors import InvalidRequestError, SchedulerError
 from ..domain.model import CORE_TYPES, JobRequest, Selection, parse_service_types
+from .report import text_table
 from .simulation import ENGINES, SimulationReport, VirtualClock, simulate
 from .workloads import WORKLOADS, build_registry, make_workload
 
@@ -443,18 +444,6 @@ def _is_tty(stream: TextIO) -> bool:
         return False
 
 
-def _table(rows: list[list[str]], right: frozenset[int] = frozenset()) -> list[str]:
-    widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
-    lines = []
-    for r in rows:
-        cells = [
-            cell.rjust(w) if c in right else cell.ljust(w)
-            for c, (cell, w) in enumerate(zip(r, widths))
-        ]
-        lines.append("  " + "  ".join(cells).rstrip())
-    return lines
-
-
 def format_report(report: SimulationReport, top: int = 10) -> str:
     """The plain-text summary ``pyscheduler simulate`` prints."""
     lat = report.latency_us
@@ -509,7 +498,7 @@ def format_report(report: SimulationReport, top: int = 10) -> str:
             [str(reason), str(n), f"{n / report.jobs * 100:.2f} %"]
             for reason, n in report.rejections.items()
         ]
-        lines += _table(rows, right=frozenset({1, 2}))
+        lines += text_table(rows, right={1, 2}, indent="  ")
     else:
         lines.append("rejections of failed selections, by top reason: none")
     busiest = report.busiest_pools(top)
@@ -531,7 +520,7 @@ def format_report(report: SimulationReport, top: int = 10) -> str:
                     str(p.placed),
                 ]
             )
-        lines += _table(rows, right=frozenset({0, 2, 3, 4, 5, 6}))
+        lines += text_table(rows, right={0, 2, 3, 4, 5, 6}, indent="  ")
     return "\n".join(lines) + "\n"
 
 
@@ -623,7 +612,7 @@ def format_selection(
                     b.describe() or "-",
                 ]
             )
-        lines += _table(rows, right=frozenset({0}))
+        lines += text_table(rows, right={0}, indent="  ")
     return "\n".join(lines) + "\n"
 
 

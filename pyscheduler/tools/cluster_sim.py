@@ -29,6 +29,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from .report import summary, text_table
+
 __all__ = [
     "ClusterBenchReport",
     "ClusterSetupError",
@@ -49,19 +51,6 @@ _MAX_JOBS_PER_S = 5000.0  # jobs offered per second per instance, at most (a dis
 
 class ClusterSetupError(RuntimeError):
     """No Redis to run against (no URL and no ``redis-server``), or no redis-py."""
-
-
-def _percentiles(values: Sequence[float], scale: float = 1.0) -> dict[str, float]:
-    if not values:
-        return {"samples": 0, "p50": float("nan"), "p99": float("nan"), "max": float("nan")}
-    ordered = sorted(values)
-    n = len(ordered)
-    return {
-        "samples": n,
-        "p50": ordered[min(n - 1, int(0.50 * n))] * scale,
-        "p99": ordered[min(n - 1, int(0.99 * n))] * scale,
-        "max": ordered[-1] * scale,
-    }
 
 
 def _masked(url: str) -> str:
@@ -316,7 +305,7 @@ def simulate_cluster(
         engine=engine or "legacy",
         converged_s=max(r["converged_s"] for r in rows),
         instances=reports,
-        delay_ms=_percentiles(delays, 1e3),
+        delay_ms=summary(delays, 1e3),
         heartbeat_interval_s=beat_interval,
         job_duration_s=_JOB_DURATION_S,
         consistent=len(fingerprints) == 1,
@@ -506,7 +495,7 @@ def _sim_instance_run(
     stats = sync.stats()
     delays = sync.delays()
     select_ns = sum(latencies)
-    lat = _percentiles(latencies, 1e-3)
+    lat = summary(latencies, 1e-3)
     row = {
         "instance_id": sync.instance_id,
         "owned_nodes": len(mine),
@@ -518,7 +507,7 @@ def _sim_instance_run(
         "wall_time_s": wall,
         "heartbeats_sent": beats,
         "changes_applied": stats["counts"].get("applied", 0) - applied_before,
-        "delay_ms": _percentiles(delays, 1e3),
+        "delay_ms": summary(delays, 1e3),
         "rejections": dict(rejections.most_common()),
         "sync_counts": stats["counts"],
         "path": path,
@@ -576,16 +565,8 @@ def format_cluster_report(report: ClusterSimReport) -> str:
         f"{report.decisions_per_s:,.0f}", "", "", str(sum(r.changes_applied for r in report.instances)),
         f"{report.delay_ms['p50']:.2f}", f"{report.delay_ms['p99']:.2f}",
     ])
-    lines += _table(rows)
+    lines += text_table(rows, right=range(1, len(rows[0])), indent="  ")
     return "\n".join(lines) + "\n"
-
-
-def _table(rows: list[list[str]]) -> list[str]:
-    widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
-    return [
-        "  " + "  ".join(cell.ljust(w) if c == 0 else cell.rjust(w) for c, (cell, w) in enumerate(zip(r, widths)))
-        for r in rows
-    ]
 
 
 # -- bench --cluster -------------------------------------------------------------------------------
@@ -662,7 +643,7 @@ def bench_cluster(
     delay = {}
     for rate in rates:
         pooled = [d for r in rows for d in r["delays"][str(rate)]]
-        delay[float(rate)] = _percentiles(pooled, 1e3)
+        delay[float(rate)] = summary(pooled, 1e3)
     import os
 
     return ClusterBenchReport(
@@ -814,7 +795,7 @@ def format_cluster_bench(report: ClusterBenchReport) -> str:
     lines += [
         f"  throughput     {report.events_per_instance:,} heartbeats published per instance, "
         "then applied from the stream by each other instance:",
-        *_table(rows),
+        *text_table(rows, right=range(1, len(rows[0])), indent="  "),
         "  convergence delay (local change on one instance -> applied on another):",
     ]
     rows = [["changes/s per instance", "applied/s per instance", "p50 ms", "p99 ms", "max ms", "samples"]]
@@ -823,5 +804,5 @@ def format_cluster_bench(report: ClusterBenchReport) -> str:
             f"{rate:,.0f}", f"{rate * (report.instances - 1):,.0f}", f"{d['p50']:.2f}", f"{d['p99']:.2f}",
             f"{d['max']:.2f}", str(d["samples"]),
         ])
-    lines += _table(rows)
+    lines += text_table(rows, right=range(1, len(rows[0])), indent="  ")
     return "\n".join(lines) + "\n"
