@@ -49,7 +49,7 @@ from ..domain.model import (
 from ..runtime.lang_index import PoolLanguageIndex
 from ..runtime.snapshot import RuntimeSnapshot, build_snapshot
 from ..selection import fast, legacy
-from ..state.fleet import Fleet
+from ..state.fleet import Fleet, plan_config
 from ..state.loads import SlotAllocator, new_load_table
 from ..state.locks import TimedLock
 from ..state.metrics import Metrics
@@ -64,6 +64,7 @@ from .publish import SnapshotPublisher
 __all__ = ["NodeRegistry", "REGISTER_POLICIES"]
 
 REGISTER_POLICIES = ("reject_duplicate", "replace")
+_CONFIG_PLAN_TRIES = 3  # plans a config change may lose to concurrent topology changes
 
 
 log = logging.getLogger("pyscheduler")
@@ -132,13 +133,28 @@ class NodeRegistry:
         """Replace the Phase3 config; pools, generated pools and membership are
         refreshed before this returns (DESIGN §7 behaviour 3)."""
         _require(cfg, Phase3Config, "cfg", ConfigError)
-        with self._locked("set_phase3_config"):
-            self._fleet.set_config(cfg)
-            self._metrics.inc("config_changes")
-            self._mirror.after_change(self._flags)
+        self._apply_config(cfg)
+        self._metrics.inc("config_changes")
         if self._fast():
             self.snapshot()  # publish now: the next dispatch finds the new pools ready
         self._emit(RegistryEvent(ChangeKind.PHASE3_CONFIG, phase3=cfg))
+
+    def _apply_config(self, cfg: Phase3Config) -> None:
+        """Install ``cfg`` two-phase: capture under the lock, plan pools and
+        memberships outside it, swap the plan in under the lock. A plan that a
+        concurrent registration or capability change outran is planned again;
+        after a few such races the change is made in one step under the lock."""
+        for _ in range(_CONFIG_PLAN_TRIES):
+            with self._locked("set_phase3_config_capture"):
+                capture = self._fleet.capture()
+            plan = plan_config(cfg, capture)  # no lock held; ConfigError changes nothing
+            with self._locked("set_phase3_config"):
+                if self._fleet.apply_config(plan):
+                    self._mirror.after_change(self._flags)
+                    return
+        with self._locked("set_phase3_config"):
+            self._fleet.set_config(cfg)
+            self._mirror.after_change(self._flags)
 
     def set_core_services_config(self, cfg: CoreServicesConfig) -> None:
         """Replace the core-services config (which service ids count as ASR/NMT/TTS)."""

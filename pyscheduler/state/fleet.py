@@ -10,13 +10,14 @@ from __future__ import annotations
 import bisect
 from collections import Counter
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from ..domain.config import CoreServicesConfig, Phase3Config, PoolConfig
 from ..domain.errors import UnknownPoolError
 from .nodes import NodeRecord
-from .pools import PoolGenerator, PoolLookup, node_pools
+from .pools import PoolGenerator, PoolLookup, membership_of, node_pools
 
-__all__ = ["Fleet"]
+__all__ = ["ConfigPlan", "Fleet", "FleetCapture", "counted_set", "plan_config"]
 
 
 class Fleet:
@@ -103,24 +104,45 @@ class Fleet:
     # -- config changes ------------------------------------------------------------------
 
     def set_config(self, cfg: Phase3Config) -> None:
-        """Swap the config: regenerate pools from scratch and recompute every membership."""
-        self.generator.check_configured(cfg.pools)
-        self.cfg = cfg
-        self._rebuild_counts()
-        generated: tuple[PoolConfig, ...] = ()
-        if cfg.auto_generate_language_pools:
-            generated = self.generator.generate(self.set_counts, cfg.auto_pool, cfg.pools, ())
-            if not generated:
-                # a generation that finds no sets changes nothing (DESIGN §6, §7.2):
-                # keep the pools generated before (their ids cannot collide, see above)
-                generated = self.generated[: cfg.auto_pool.max_pools]
-        self._set_generated(generated)
-        self._install_pools(cfg.pools + generated)
-        self.pools_changed = True
+        """Swap the config: regenerate pools from scratch and recompute every membership.
+
+        The one-step form (everything under the caller's lock); a registry that
+        wants the heavy part off its lock calls :meth:`capture`, :func:`plan_config`
+        outside the lock, then :meth:`apply_config`.
+        """
+        applied = self.apply_config(plan_config(cfg, self.capture()))
+        assert applied, "nothing can change the fleet between capture and apply here"
+
+    def capture(self) -> FleetCapture:
+        """What :func:`plan_config` needs, taken under the owner's lock in O(nodes)
+        reference copies; the plan is valid while :attr:`topology_version` is unchanged."""
+        return FleetCapture(
+            version=self.topology_version,
+            records=tuple(self.nodes.values()),
+            generator=self.generator.copy(),
+            generated=self.generated,
+        )
+
+    def apply_config(self, plan: ConfigPlan) -> bool:
+        """Install a plan computed from :meth:`capture`; False (nothing changed) when
+        the topology moved since the capture (compute a new plan then)."""
+        if plan.version != self.topology_version:
+            return False
+        self.cfg = plan.cfg
+        self.generator = plan.generator
+        self.set_counts = plan.set_counts
+        self._set_generated(plan.generated)
+        self.pools = plan.pools
+        self._lookup = plan.lookup
+        self.members = plan.members
         for record in self.nodes.values():
-            if not record.disconnected:
-                self._assign(record)
+            pool_ids = plan.pool_ids.get(record.node_id, ())
+            if pool_ids != record.pool_ids:
+                record.pool_ids = pool_ids
+                self.touched.add(record.node_id)
+        self.pools_changed = True
         self.topology_version += 1
+        return True
 
     def set_core(self, core: CoreServicesConfig) -> None:
         self.core = core
@@ -136,13 +158,7 @@ class Fleet:
     # -- internals -----------------------------------------------------------------------
 
     def _counted_set(self, record: NodeRecord) -> frozenset[str] | None:
-        """The set a node contributes to pool generation, if it contributes one."""
-        if record.disconnected:
-            return None
-        caps = record.capabilities
-        if self.cfg.auto_pool.require_semantic and not caps.semantic:
-            return None
-        return caps.language_set()
+        return counted_set(record, self.cfg)
 
     def _index_node(self, record: NodeRecord) -> None:
         for lang in record.capabilities.language_set():
@@ -165,11 +181,6 @@ class Fleet:
             self.set_counts[counted] -= 1
             if self.set_counts[counted] <= 0:
                 del self.set_counts[counted]
-
-    def _rebuild_counts(self) -> None:
-        self.set_counts = Counter(
-            s for s in (self._counted_set(r) for r in self.nodes.values()) if s is not None
-        )
 
     def _install_pools(self, pools: Iterable[PoolConfig]) -> None:
         self.pools = {p.pool_id: p for p in pools}
@@ -236,3 +247,69 @@ class Fleet:
             return set()
         holders.sort(key=len)
         return set(holders[0]).intersection(*holders[1:])
+
+
+def counted_set(record: NodeRecord, cfg: Phase3Config) -> frozenset[str] | None:
+    """The language set a node contributes to pool generation, if it contributes one."""
+    if record.disconnected:
+        return None
+    caps = record.capabilities
+    if cfg.auto_pool.require_semantic and not caps.semantic:
+        return None
+    return caps.language_set()
+
+
+@dataclass(frozen=True)
+class FleetCapture:
+    """The inputs of a config change, captured under the owner's lock."""
+
+    version: int  # the fleet's topology version at capture
+    records: tuple[NodeRecord, ...]
+    generator: PoolGenerator  # a private copy: planning may hand out new ids
+    generated: tuple[PoolConfig, ...]
+
+
+@dataclass(frozen=True)
+class ConfigPlan:
+    """Everything a config change installs, computed without the owner's lock."""
+
+    version: int
+    cfg: Phase3Config
+    generator: PoolGenerator
+    set_counts: Counter[frozenset[str]]
+    generated: tuple[PoolConfig, ...]
+    pools: dict[int, PoolConfig]
+    lookup: PoolLookup
+    members: dict[int, list[str]]
+    pool_ids: dict[str, tuple[int, ...]]  # per connected node
+
+
+def plan_config(cfg: Phase3Config, capture: FleetCapture) -> ConfigPlan:
+    """The pools, generated pools and memberships ``cfg`` gives the captured fleet.
+
+    Raises :class:`~pyscheduler.domain.errors.ConfigError` (nothing changed) when a
+    configured pool id is held by a generated pool. Reads node records without a
+    lock: a record whose languages or services change meanwhile bumps the fleet's
+    topology version, which makes :meth:`Fleet.apply_config` refuse the plan.
+    """
+    generator = capture.generator
+    generator.check_configured(cfg.pools)
+    live = [r for r in capture.records if not r.disconnected]
+    set_counts = Counter(s for s in (counted_set(r, cfg) for r in live) if s is not None)
+    generated: tuple[PoolConfig, ...] = ()
+    if cfg.auto_generate_language_pools:
+        generated = generator.generate(set_counts, cfg.auto_pool, cfg.pools, ())
+        if not generated:
+            # a generation that finds no sets changes nothing (docs/DESIGN.md §6, §7.2):
+            # keep the pools generated before (their ids cannot collide, see above)
+            generated = capture.generated[: cfg.auto_pool.max_pools]
+    pools = {p.pool_id: p for p in (*cfg.pools, *generated)}
+    lookup = PoolLookup(pools.values())
+    pool_ids = membership_of(live, lookup, cfg.membership)
+    members: dict[int, list[str]] = {pid: [] for pid in pools}
+    for node_id in sorted(pool_ids):
+        for pid in pool_ids[node_id]:
+            members[pid].append(node_id)
+    return ConfigPlan(
+        capture.version, cfg, generator, set_counts, generated, pools, lookup, members, pool_ids
+    )

@@ -40,10 +40,10 @@ STATUS_CODES = {
 
 def installed_types(services: tuple[InstalledService, ...]) -> ServiceType:
     """The types of all installed services, whatever their state."""
-    mask = ServiceType(0)
+    mask = 0
     for s in services:
-        mask |= s.type
-    return mask
+        mask |= s.type.value  # int arithmetic: an enum ``|`` per service costs ~1 µs
+    return ServiceType(mask)
 
 
 def is_healthy(services: tuple[InstalledService, ...]) -> bool:

@@ -110,6 +110,34 @@ def node_pools(
     matching = [
         p for p in lookup.covered(langs) if (p.required_services & installed) == p.required_services
     ]
+    return _chosen(node_id, matching, membership)
+
+
+def membership_of(records: Iterable, lookup: PoolLookup, membership: str) -> dict[str, tuple[int, ...]]:
+    """:func:`node_pools` for many nodes (objects with ``node_id``, ``capabilities``
+    and ``installed``), by node id.
+
+    Nodes that share a language set and installed services share the pools their
+    set covers, so the lookup runs once per distinct ``(set, services)``: a fleet of
+    10,000 nodes over a few hundred language sets costs a few hundred lookups.
+    """
+    covered: dict[tuple[frozenset[str], ServiceType], list[PoolConfig]] = {}
+    out: dict[str, tuple[int, ...]] = {}
+    for record in records:
+        langs, installed = record.capabilities.language_set(), record.installed
+        matching = covered.get((langs, installed))
+        if matching is None:
+            matching = [
+                p for p in lookup.covered(langs)
+                if (p.required_services & installed) == p.required_services
+            ]
+            covered[(langs, installed)] = matching
+        out[record.node_id] = _chosen(record.node_id, matching, membership)
+    return out
+
+
+def _chosen(node_id: str, matching: list[PoolConfig], membership: str) -> tuple[int, ...]:
+    """The membership rule applied to the pools a node's set covers (by id)."""
     if membership == "all_matching" or not matching:
         return tuple(p.pool_id for p in matching)
     widest = max(len(p.languages) for p in matching)
@@ -133,6 +161,13 @@ class PoolGenerator:
     def __init__(self) -> None:
         self._ids: dict[frozenset[str], int] = {}
         self._next_id = 0
+
+    def copy(self) -> PoolGenerator:
+        """An independent copy (ids handed out by one are unknown to the other)."""
+        other = PoolGenerator()
+        other._ids = dict(self._ids)
+        other._next_id = self._next_id
+        return other
 
     def id_owners(self) -> Mapping[int, frozenset[str]]:
         return {pid: s for s, pid in self._ids.items()}
