@@ -69,7 +69,7 @@ class ManagementMirror:
         """Copy the Phase3 config, the generated pools and every membership."""
         fleet = self._fleet
         entries = [NodeEntry.of(r) for r in fleet.nodes.values()]
-        self.ensure().set_pools(fleet.cfg, fleet.generated, entries, fleet.topology_version)
+        self.ensure().set_pools(fleet.cfg, fleet.generated, entries, fleet.members, fleet.topology_version)
 
     def sync_core(self) -> None:
         """Copy the core-services config."""

@@ -15,8 +15,8 @@ selection code.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from typing import NamedTuple
 
 from ..domain.config import CoreServicesConfig, Phase3Config, PoolConfig
 from ..domain.errors import UnknownPoolError
@@ -28,9 +28,12 @@ from .nodes import NodeRecord
 __all__ = ["NodeEntry", "ManagementState", "ManagementRegistry", "entry_differences"]
 
 
-@dataclass(frozen=True, slots=True)
-class NodeEntry:
-    """One node as the management domain holds it: an immutable value."""
+class NodeEntry(NamedTuple):
+    """One node as the management domain holds it: an immutable value.
+
+    A named tuple rather than a frozen dataclass: a full resync builds one per
+    node under the registry lock, and a tuple is built several times faster.
+    """
 
     info: NodeInfo
     status: NodeStatus
@@ -62,7 +65,7 @@ class NodeEntry:
         return self.info.node_id
 
 
-_ENTRY_FIELDS = NodeEntry.__slots__
+_ENTRY_FIELDS = NodeEntry._fields
 
 
 def entry_differences(a: NodeEntry, b: NodeEntry) -> list[str]:
@@ -141,18 +144,20 @@ class ManagementRegistry:
             state.version = version
 
     def set_pools(
-        self, cfg: Phase3Config, generated: tuple[PoolConfig, ...], entries: Iterable[NodeEntry], version: int
+        self,
+        cfg: Phase3Config,
+        generated: tuple[PoolConfig, ...],
+        entries: Iterable[NodeEntry],
+        members: Mapping[int, Sequence[str]],
+        version: int,
     ) -> None:
-        """Swap in a new pool set with every node's entry (membership rebuilt
-        outside the lock, then installed with one swap)."""
+        """Swap in a new pool set with every node's entry and every pool's sorted
+        members (copied here, built outside the lock, installed with one swap)."""
         fresh = ManagementState(cfg, self._state.core)
         fresh.generated = generated
         fresh.pools = {p.pool_id: p for p in (*cfg.pools, *generated)}
-        fresh.members = {pid: [] for pid in fresh.pools}
-        for entry in sorted(entries, key=lambda e: e.node_id):
-            fresh.nodes[entry.node_id] = entry
-            for pid in entry.pool_ids:
-                fresh.members[pid].append(entry.node_id)
+        fresh.members = {pid: list(members.get(pid, ())) for pid in fresh.pools}
+        fresh.nodes = {entry.node_id: entry for entry in entries}
         fresh.version = version
         with self.lock.at("set_pools"):
             fresh.core = self._state.core
