@@ -27,8 +27,17 @@ def run_json(capsys, *argv: str) -> dict:
     return json.loads(out)
 
 
-def test_default_engine_is_legacy(capsys):
+def test_default_engine_is_fast_when_the_extension_is_built(capsys):
+    from pyscheduler import _compat
+
     report = run_json(capsys, "--jobs", "200")
+    expected = "fast" if _compat.HAVE_HOTPATH else "legacy"
+    assert report["engine"] == expected and report["path"] == expected
+    assert report["serves"] == f"serves {expected}"
+
+
+def test_legacy_engine(capsys):
+    report = run_json(capsys, "--jobs", "200", "--engine", "legacy")
     assert report["engine"] == "legacy" and report["path"] == "legacy"
 
 
@@ -43,10 +52,19 @@ def test_fast_engine(capsys, argv):
 def test_shadow_engine_reports_mismatches(capsys):
     code, out, err = run(capsys, "simulate", "--jobs", "500", "--engine", "shadow")
     assert code == 0, err
-    assert "engine shadow (path fast)" in out
+    assert "engine shadow (path legacy)" in out
+    assert "engine         shadow: serves legacy, computes fast beside it and counts mismatches" in out
     assert "shadow         500 decisions compared, 0 mismatches between fast and legacy" in out
     report = run_json(capsys, "--jobs", "500", "--engine", "shadow")
     assert report["shadow"] == {"compared": 500, "mismatches": 0}
+    assert report["path"] == "legacy"
+
+
+@pytest.mark.hotpath
+def test_shadow_fast_engine_serves_fast(capsys):
+    report = run_json(capsys, "--jobs", "300", "--engine", "shadow-fast")
+    assert report["path"] == "fast" and report["shadow"] == {"compared": 300, "mismatches": 0}
+    assert report["serves"] == "serves fast, computes legacy beside it and counts mismatches"
 
 
 def test_fast_and_another_engine_contradict(capsys):

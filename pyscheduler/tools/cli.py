@@ -26,7 +26,8 @@ from typing import NoReturn, TextIO
 from ..domain.config import Phase3Config
 from ..domain.errors import InvalidRequestError, SchedulerError
 from ..domain.model import CORE_TYPES, JobRequest, Selection, parse_service_types
-from .simulation import ENGINES, SimulationReport, VirtualClock, simulate
+from .engines import ENGINES, default_engine
+from .simulation import SimulationReport, VirtualClock, simulate
 from .workloads import WORKLOADS, build_registry, make_workload
 
 __all__ = ["build_parser", "format_report", "format_selection", "main"]
@@ -104,8 +105,10 @@ def build_parser() -> argparse.ArgumentParser:
         choices=ENGINES,
         default=None,
         help=(
-            "selection path: legacy (all flags off, the default), fast (every flag on) or "
-            "shadow (serves fast, computes legacy beside it and counts mismatches)"
+            "selection path: fast (every flag on; the default when the compiled extension is "
+            "built), legacy (every flag off; the default without it), shadow (serves legacy, "
+            "computes fast beside it and counts mismatches: the migration check) or shadow-fast "
+            "(serves fast, computes legacy beside it)"
         ),
     )
     sim.add_argument(
@@ -354,7 +357,7 @@ def _cmd_simulate(args: argparse.Namespace, out: TextIO) -> int:
             args.seed,
             heartbeats=not args.no_heartbeats,
             job_interval_s=None if args.job_interval_ms is None else args.job_interval_ms / 1000.0,
-            engine=engine or "legacy",
+            engine=engine or default_engine(),
             heartbeat_interval_s=args.heartbeat_interval,
             sessions=args.sessions,
             fail_rate=args.fail_rate,
@@ -463,6 +466,7 @@ def format_report(report: SimulationReport, top: int = 10) -> str:
             f"workload {report.workload} (seed {report.seed}): {report.nodes} nodes, "
             f"{report.pools} pools, engine {report.engine} (path {report.path})"
         ),
+        f"  engine         {report.engine}: {report.serves}",
         f"  jobs           {report.jobs} ({report.successes} placed, {report.failures} not placed)",
         f"  success rate   {report.success_rate * 100:.2f} %",
         f"  decisions/s    {report.decisions_per_s:,.0f} (jobs / real time inside select_node)",
@@ -668,7 +672,7 @@ def _cmd_simulate_cluster(args: argparse.Namespace, out: TextIO) -> int:
             args.seed,
             instances=args.instances,
             redis_url=args.redis,
-            engine=engine,
+            engine=engine or default_engine(),
             heartbeats=not args.no_heartbeats,
         )
     except ClusterSetupError as exc:

@@ -45,6 +45,7 @@ import numpy as np
 from ..domain.flags import MigrationFlags
 from ..domain.model import Heartbeat, Reason
 from ..registry.node_registry import NodeRegistry
+from .engines import ENGINES, describe_engine, engine_flags
 from .workloads import JobStream, Workload, build_registry, make_workload
 
 __all__ = [
@@ -67,25 +68,8 @@ TARGET_LOAD = 0.5
 
 _COMPLETION, _HEARTBEAT, _SWEEP, _FAILURE = 0, 1, 2, 3
 
-#: The selection engines ``simulate(engine=...)`` and ``pyscheduler simulate
-#: --engine`` know: ``legacy`` (all flags off), ``fast`` (every flag on) and
-#: ``shadow`` (serves the fast path, computes the legacy one beside it and counts
-#: every decision where they differ).
-ENGINES: tuple[str, ...] = ("legacy", "fast", "shadow")
-
 #: Points of the timeline a run samples (at most; fewer for short runs).
 TIMELINE_POINTS = 200
-
-
-def engine_flags(engine: str) -> MigrationFlags:
-    """The migration flags of an engine name (one of :data:`ENGINES`)."""
-    if engine == "legacy":
-        return MigrationFlags()
-    if engine == "fast":
-        return MigrationFlags.all_on()
-    if engine == "shadow":
-        return MigrationFlags(use_runtime_snapshot=True, use_lang_index=True, shadow_compare=True)
-    raise ValueError(f"unknown engine {engine!r}; known engines: {', '.join(ENGINES)}")
 
 
 class VirtualClock:
@@ -245,6 +229,16 @@ class SimulationReport:
         return self.jobs - self.successes
 
     @property
+    def serves(self) -> str:
+        """Which path answered the jobs and, in shadow mode, which was computed beside it."""
+        if self.engine in ENGINES:
+            return describe_engine(self.engine)
+        if self.shadow_compared is not None:
+            other = "legacy" if self.path == "fast" else "fast"
+            return f"serves {self.path}, computes {other} beside it and counts mismatches"
+        return f"serves {self.path}"
+
+    @property
     def success_rate(self) -> float:
         return self.successes / self.jobs if self.jobs else 0.0
 
@@ -284,6 +278,7 @@ class SimulationReport:
             "nodes_marked_by_sweep": self.nodes_marked_by_sweep,
             "pool_usage": [p.to_dict() for p in self.pool_usage],
             "engine": self.engine,
+            "serves": self.serves,
             "sessions": self.sessions,
             "heartbeat_interval_s": self.heartbeat_interval_s,
             "fail_rate": self.fail_rate,
@@ -299,6 +294,11 @@ class SimulationReport:
                 else self.timeline.to_dict([p.pool_id for p in self.busiest_pools(10)])
             ),
         }
+
+
+def _engine_name(flags: MigrationFlags) -> str:
+    """The engine name whose flags these are, or ``custom``."""
+    return next((name for name in ENGINES if engine_flags(name) == flags), "custom")
 
 
 def _clamp(value: float) -> float:
@@ -555,7 +555,7 @@ def simulate(
         shadow_compared = int(counters.get("shadow_compared", 0))
         shadow_mismatches = int(counters.get("shadow_mismatch", 0))
     if engine is None:
-        engine = "shadow" if flags is not None and flags.shadow_compare else path
+        engine = path if flags is None else _engine_name(flags)
     usage = _pool_usage(registry, index, running, max_jobs, placed)
     return SimulationReport(
         workload=wl.name,
