@@ -18,7 +18,6 @@ when the first selection after a topology change finds it stale.
 from __future__ import annotations
 
 import itertools
-import logging
 import math
 import threading
 import time
@@ -55,6 +54,7 @@ from ..domain.model import (
 from ..runtime.lang_index import PoolLanguageIndex
 from ..runtime.snapshot import RuntimeSnapshot, build_snapshot
 from ..selection import fast, legacy
+from ..state import logs
 from ..state.fleet import Fleet
 from ..state.loads import SlotAllocator, new_load_table
 from ..state.locks import TimedLock
@@ -73,9 +73,6 @@ REGISTER_POLICIES = ("reject_duplicate", "replace")
 #: ``select_fast_sampled_s``): two clock reads and a histogram update cost about
 #: a third of a fast decision. The legacy path times every call (``select_s``).
 FAST_TIMING_SAMPLE = 64
-
-
-log = logging.getLogger("pyscheduler")
 
 
 class NodeRegistry:
@@ -151,6 +148,8 @@ class NodeRegistry:
             self._fleet.set_config(cfg)
             self._metrics.inc("config_changes")
             self._after_change_locked()
+            pools, generated = len(self._fleet.pools), len(self._fleet.generated)
+        logs.phase3_config_changed(pools, generated)
         if self._fast():
             self.snapshot()  # publish now: the next dispatch finds the new pools ready
         self._emit(RegistryEvent(ChangeKind.PHASE3_CONFIG, phase3=cfg))
@@ -207,6 +206,7 @@ class NodeRegistry:
             self._fleet.add(record)
             self._metrics.inc("registrations")
             self._after_change_locked()
+        logs.node_registered(node_id, policy, replaced=old is not None)
         self._emit(RegistryEvent(ChangeKind.REGISTERED, node_id, info=info))
         return node_id
 
@@ -224,9 +224,13 @@ class NodeRegistry:
         """
         _require(hb, Heartbeat, "hb", InvalidHeartbeatError)
         with self._heartbeat_guard:
-            status = self._apply_heartbeat_locked(self._live(node_id), hb, self._clock())
+            record = self._live(node_id)
+            before = record.status
+            status = self._apply_heartbeat_locked(record, hb, self._clock())
             if self._fleet.touched:  # a load-only beat changes nothing to sync
                 self._after_change_locked()
+        if status is not before:
+            logs.node_status_changed(node_id, before, status, "heartbeat")
         if self._listeners:
             self._emit(RegistryEvent(ChangeKind.HEARTBEAT, node_id, heartbeat=hb, status=status))
         return status
@@ -245,9 +249,11 @@ class NodeRegistry:
         with self._locked("heartbeats"):
             records = [self._live(node_id) for node_id, _ in pairs]  # raises before any change
             now, apply = self._clock(), self._apply_heartbeat_locked
+            befores = [record.status for record in records]
             statuses = [apply(record, hb, now) for record, (_, hb) in zip(records, pairs)]
             if self._fleet.touched:
                 self._after_change_locked()
+        _log_status_changes(pairs, befores, statuses)
         if self._listeners:
             for (node_id, hb), status in zip(pairs, statuses):
                 self._emit(RegistryEvent(ChangeKind.HEARTBEAT, node_id, heartbeat=hb, status=status))
@@ -268,12 +274,15 @@ class NodeRegistry:
         """Stop dispatching to a node (DRAINING); its running jobs are left alone."""
         with self._locked("mark_draining"):
             record = self._live(node_id)
+            before = record.status
             record.draining = True
             if record.status is not NodeStatus.OFFLINE:
                 record.status = NodeStatus.DRAINING
             status = record.status
             self._fleet.touched.add(node_id)
             self._after_change_locked()
+        if status is not before:
+            logs.node_status_changed(node_id, before, status, "drain")
         self._emit(RegistryEvent(ChangeKind.DRAINING, node_id, status=status))
 
     def disconnect_node(self, node_id: str) -> None:
@@ -281,11 +290,12 @@ class NodeRegistry:
         register again. Its reservations are dropped."""
         with self._locked("disconnect"):
             record = self._live(node_id)
-            record.status = NodeStatus.OFFLINE
+            before, record.status = record.status, NodeStatus.OFFLINE
             self._fleet.disconnect(record)
             self._reservations.free_slot(record.slot)
             self._reservations.claim_slot(record.slot, record.serial)
             self._after_change_locked()
+        logs.node_status_changed(node_id, before, NodeStatus.OFFLINE, "disconnect")
         self._emit(RegistryEvent(ChangeKind.DISCONNECTED, node_id, status=NodeStatus.OFFLINE))
 
     def remove_node(self, node_id: str) -> None:
@@ -295,6 +305,7 @@ class NodeRegistry:
                 raise UnknownNodeError(f"unknown node id {node_id!r}")
             self._forget(node_id)
             self._after_change_locked()
+        logs.node_removed(node_id)
         self._emit(RegistryEvent(ChangeKind.REMOVED, node_id))
 
     def sweep(self, now: float | None = None) -> list[str]:
@@ -303,16 +314,21 @@ class NodeRegistry:
         with self._locked("sweep"):
             now = self._clock() if now is None else float(now)
             cfg = self._fleet.cfg
-            changed = sorted(
-                nid
-                for nid, rec in self._fleet.nodes.items()
-                if rec.sweep(now, cfg.heartbeat_timeout_s, cfg.warmup_s)
-            )
+            befores = {}  # node id -> its status before the sweep changed it
+            for nid, rec in self._fleet.nodes.items():
+                before = rec.status
+                if rec.sweep(now, cfg.heartbeat_timeout_s, cfg.warmup_s):
+                    befores[nid] = before
+            changed = sorted(befores)
             expired = self._reservations.expire(now, cfg.reservation_ttl_s)
             self._metrics.inc("reservations_expired", expired)
             statuses = [(nid, self._fleet.nodes[nid].status) for nid in changed]
             self._fleet.touched.update(changed)
             self._after_change_locked()
+        for nid, status in statuses:
+            logs.node_status_changed(nid, befores[nid], status, "sweep")
+        if expired:
+            logs.reservations_expired(expired)
         for nid, status in statuses:
             self._emit(RegistryEvent(ChangeKind.STATUS, nid, status=status))
         return changed
@@ -355,7 +371,7 @@ class NodeRegistry:
             try:
                 listener(event)
             except Exception:  # a subscriber's bug must not undo or block a change
-                log.exception("registry listener %r failed on %s", listener, event.kind.value)
+                logs.listener_failed(listener, event.kind.value)
 
     # -- the management domain (DESIGN §1, §4 migration) ------------------------------------
 
@@ -651,9 +667,9 @@ class NodeRegistry:
         self._metrics.inc("shadow_compared")
         if other_legacy.decision() != other_fast.decision():
             self._metrics.inc("shadow_mismatch")
-            log.warning(
-                "shadow_compare: fast and legacy paths differ for %s -> %s (session %s): fast %s | legacy %s",
-                job.src_lang, job.tgt_lang, job.session_id, other_fast.explain(), other_legacy.explain(),
+            logs.shadow_mismatch(
+                job.src_lang, job.tgt_lang, job.session_id, "fast" if serve_fast else "legacy",
+                other_fast.node_id, other_legacy.node_id, other_fast.explain(), other_legacy.explain(),
             )
 
     def select_node_from_pool(
@@ -795,6 +811,18 @@ class NodeRegistry:
                 "path": "fast" if self._fast() else "legacy",
             }
             return out
+
+
+def _log_status_changes(
+    pairs: list[tuple[str, Heartbeat]], befores: list[NodeStatus], statuses: list[NodeStatus]
+) -> None:
+    """Log each status change of a burst once (a node may beat twice in one burst)."""
+    last: dict[str, NodeStatus] = {}
+    for (node_id, _), before, status in zip(pairs, befores, statuses):
+        before = last.get(node_id, before)
+        last[node_id] = status
+        if status is not before:
+            logs.node_status_changed(node_id, before, status, "heartbeat")
 
 
 def _heartbeat_pairs(beats: Iterable[tuple[str, Heartbeat]]) -> list[tuple[str, Heartbeat]]:
