@@ -129,7 +129,7 @@ def test_plot_without_matplotlib_fails_before_the_run(capsys, monkeypatch, tmp_p
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     png = tmp_path / "sim.png"
     code, out, err = run(capsys, "simulate", "--jobs", "100", "--plot", str(png))
-    assert code == 1 and out == ""
+    assert code == 3 and out == ""  # unavailable: an optional dependency is missing
     assert "pip install 'pyscheduler[plot]'" in err and "Traceback" not in err
     assert not png.exists()
 
@@ -192,3 +192,15 @@ def test_simulate_passes_progress_only_on_a_terminal(capsys, monkeypatch):
     monkeypatch.setattr(cli, "simulate", spy)
     code, _, err = run(capsys, "simulate", "--jobs", "50")
     assert code == 0 and calls == [None] and err == ""
+
+
+def test_plot_series_styles_differ_so_identical_series_stay_visible():
+    from pyscheduler.tools.simulation import _series_style
+
+    styles = [_series_style(i, 200) for i in range(8)]
+    for key in ("color", "linestyle", "marker"):
+        assert len({s[key] for s in styles}) == (8 if key != "linestyle" else 4), key
+    assert len({(s["color"], s["linestyle"], s["marker"]) for s in styles}) == 8
+    assert len({s["markevery"][0] for s in styles}) == 8  # markers at different offsets
+    assert all(0 <= s["markevery"][0] < 200 for s in styles)
+    assert _series_style(3, 1)["markevery"] == (0, 1)

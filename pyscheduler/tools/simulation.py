@@ -640,6 +640,25 @@ def check_plotting() -> None:
         ) from None
 
 
+_LINESTYLES = ("-", "--", "-.", ":")
+_MARKERS = ("o", "s", "^", "v", "D", "x", "+", "*")
+
+
+def _series_style(i: int, points: int) -> dict[str, Any]:
+    """Matplotlib keywords that keep series ``i`` apart from the others even where
+    their values coincide: its own colour, line style and marker, the markers
+    placed at a per-series offset (so identical series show every marker)."""
+    every = max(1, points // 12)
+    return {
+        "color": f"C{i % 10}",
+        "linestyle": _LINESTYLES[i % len(_LINESTYLES)],
+        "marker": _MARKERS[i % len(_MARKERS)],
+        "markevery": (min(points - 1, (i * every) // 3) if points else 0, every),
+        "markersize": 4,
+        "linewidth": 1.2,
+    }
+
+
 def plot_report(report: SimulationReport, path: str, *, pools: int = 8) -> None:
     """Write a PNG of ``report``: the latency distribution of ``select_node``, the
     load of the fleet and of its ``pools`` busiest pools over simulated time, and
@@ -700,12 +719,11 @@ def plot_report(report: SimulationReport, path: str, *, pools: int = 8) -> None:
     ax = fig.add_subplot(grid[1, :])
     util = tl.pool_utilization() * 100.0
     column = {pid: k for k, pid in enumerate(tl.pool_ids)}
-    for usage in report.busiest_pools(pools):
-        k = column.get(usage.pool_id)
-        if k is None:
-            continue
+    drawn = [u for u in report.busiest_pools(pools) if u.pool_id in column]
+    for i, usage in enumerate(drawn):
         label = "all nodes" if usage.pool_id is None else f"pool {usage.pool_id} {usage.name}"
-        ax.plot(tl.t, util[:, k], linewidth=1.0, label=f"{label} ({usage.members} nodes)")
+        ax.plot(tl.t, util[:, column[usage.pool_id]], label=f"{label} ({usage.members} nodes)",
+                **_series_style(i, len(tl.t)))  # fmt: skip
     fleet = tl.fleet_in_use / np.maximum(tl.capacity_up, 1) * 100.0
     ax.plot(tl.t, fleet, color="black", linewidth=2.5, label="whole fleet (nodes up)")
     ax.set_ylim(0, 105)
