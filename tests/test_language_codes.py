@@ -7,7 +7,12 @@ import string
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pyscheduler.domain.language_codes import EXTRA_LANGUAGES, ISO_639_1, is_known_language, unknown_languages
+from pyscheduler.domain.language_codes import (
+    EXTRA_LANGUAGES,
+    ISO_639_1,
+    is_known_language,
+    unknown_languages,
+)
 
 REGIONS = st.one_of(
     st.text(string.ascii_lowercase, min_size=2, max_size=2),
