@@ -291,7 +291,7 @@ def test_bench_json_reports_both_paths_from_one_run(capsys):
     assert 0 < row["legacy_p50_us"] <= row["legacy_p99_us"]
     assert row["speedup_p50"] == pytest.approx(row["legacy_p50_us"] / row["fast_p50_us"])
     assert row["batch_decisions_per_s"] > 0 and row["kernel_batch_decisions_per_s"] > 0
-    assert 0 < row["snapshot_bytes_per_node"] <= 300  # DESIGN §8 memory budget
+    assert 0 < row["snapshot_bytes_per_node"] <= 300  # docs/DESIGN.md §8 memory budget
 
 
 @pytest.mark.hotpath
@@ -336,7 +336,7 @@ def test_help_lists_one_exit_status_per_kind_of_failure(capsys):
         assert main([*command, "--help"]) == 0
         out = capsys.readouterr().out
         assert "exit status:" in out and "  2    usage:" in out and "  3    unavailable:" in out
-        assert "DESIGN §" not in out and "docs/DESIGN.md" in out
+        assert "docs/DESIGN.md §" not in out and "docs/DESIGN.md" in out
 
 
 def test_explain_says_in_words_that_no_pool_admits_the_pair(capsys):

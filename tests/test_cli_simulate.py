@@ -1,4 +1,4 @@
-"""``pyscheduler simulate`` options of issue 5: --engine, --fail-rate,
+"""``pyscheduler simulate`` options: --engine, --fail-rate,
 --heartbeat-interval, --sessions, --plot, and the progress bar."""
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The compiled fast path returns exactly what the reference scheduler returns.
 
 Every property runs the same scenario through a legacy registry and an all-on
-registry, call for call, reservations included (DESIGN §5, issue 3).
+registry, call for call, reservations included (docs/DESIGN.md §5).
 """
 
 from __future__ import annotations

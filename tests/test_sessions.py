@@ -1,4 +1,4 @@
-"""The session domain: binding, stickiness, rebinding, expiry and bounds (DESIGN §5, issue 4)."""
+"""The session domain: binding, stickiness, rebinding, expiry and bounds (docs/DESIGN.md §5)."""
 
 from __future__ import annotations
 

@@ -1,11 +1,11 @@
-"""``NodeRegistry``: the API dispatchers call (DESIGN §4).
+"""``NodeRegistry``: the API dispatchers call (docs/DESIGN.md §4).
 
 This is the legacy path: every piece of state — the fleet, reservations,
 metrics — sits behind one ``threading.Lock``, and pools are found by
 scanning. Each method validates its input before it takes the lock, and
 either completes or raises with nothing changed.
 
-Lock order (DESIGN §1): registry lock → reservation-table lock → snapshot
+Lock order (docs/DESIGN.md §1): registry lock → reservation-table lock → snapshot
 version-count lock; nothing is called under a lock that could block (no I/O,
 no user callbacks but the clock).
 
@@ -142,7 +142,7 @@ class NodeRegistry:
 
     def set_phase3_config(self, cfg: Phase3Config) -> None:
         """Replace the Phase3 config; pools, generated pools and membership are
-        refreshed before this returns (DESIGN §7 behaviour 3)."""
+        refreshed before this returns (docs/DESIGN.md §7 behaviour 3)."""
         _require(cfg, Phase3Config, "cfg", ConfigError)
         with self._locked("set_phase3_config"):
             self._fleet.set_config(cfg)
@@ -217,7 +217,7 @@ class NodeRegistry:
                 return node_id
 
     def update_node_heartbeat(self, node_id: str, hb: Heartbeat) -> NodeStatus:
-        """Apply a heartbeat and return the node's status after it (DESIGN §6).
+        """Apply a heartbeat and return the node's status after it (docs/DESIGN.md §6).
 
         Load figures are O(1); new services or languages refresh the node's
         pool membership (a repeat of the same capabilities changes nothing).
@@ -373,7 +373,7 @@ class NodeRegistry:
             except Exception:  # a subscriber's bug must not undo or block a change
                 logs.listener_failed(listener, event.kind.value)
 
-    # -- the management domain (DESIGN §1, §4 migration) ------------------------------------
+    # -- the management domain (docs/DESIGN.md §1, §4 migration) ------------------------------------
 
     def enable_lock_optimization(self) -> None:
         """Create the management registry (snapshots are then built from it, outside
@@ -516,7 +516,7 @@ class NodeRegistry:
     # -- selection ---------------------------------------------------------------------
 
     def _fast(self, job: JobRequest | None = None) -> bool:
-        """Whether this call runs the compiled kernels (DESIGN §4 flags)."""
+        """Whether this call runs the compiled kernels (docs/DESIGN.md §4 flags)."""
         flags = self._flags
         if not (flags.use_runtime_snapshot and _compat.HAVE_HOTPATH):
             return False
@@ -550,7 +550,7 @@ class NodeRegistry:
             return [p.pool_id for p in eligible_pools(pools, src, tgt, types, self._fleet.cfg)]
 
     def select_node(self, job: JobRequest) -> Selection:
-        """Place one job (DESIGN §5) and reserve the node picked, if any."""
+        """Place one job (docs/DESIGN.md §5) and reserve the node picked, if any."""
         _require(job, JobRequest, "job", InvalidRequestError)
         fast_path = self._fast(job)
         if self._flags.shadow_compare:
@@ -592,7 +592,7 @@ class NodeRegistry:
         self._metrics.inc("selections_failed")
         self._metrics.inc(f"failed.{reason}")
 
-    # -- sessions (DESIGN §5, pool order) ---------------------------------------------
+    # -- sessions (docs/DESIGN.md §5, pool order) ---------------------------------------------
 
     @property
     def sessions(self) -> SessionRuntimeManager:

@@ -111,7 +111,7 @@ class Fleet:
         if cfg.auto_generate_language_pools:
             generated = self.generator.generate(self.set_counts, cfg.auto_pool, cfg.pools, ())
             if not generated:
-                # a generation that finds no sets changes nothing (DESIGN §6, §7.2):
+                # a generation that finds no sets changes nothing (docs/DESIGN.md §6, §7.2):
                 # keep the pools generated before (their ids cannot collide, see above)
                 generated = self.generated[: cfg.auto_pool.max_pools]
         self._set_generated(generated)

@@ -1,9 +1,9 @@
-"""The session domain (DESIGN §1): per-session runtime state behind per-session locks.
+"""The session domain (docs/DESIGN.md §1): per-session runtime state behind per-session locks.
 
 A session is bound, the first time it asks for a language pair, to the pool
 the pool-order rule picks for it (the affinity hash or the first eligible
 pool); later jobs of the session prefer that pool while it stays eligible
-(DESIGN §5, pool order). A pair change rebinds; a bound pool that is no
+(docs/DESIGN.md §5, pool order). A pair change rebinds; a bound pool that is no
 longer eligible is dropped, with a log line, and the session rebinds.
 
 Entries expire after ``idle_ttl_s`` without use and the table keeps at most
@@ -124,7 +124,7 @@ class SessionRuntimeManager:
         generation: int,
         now: float,
     ) -> tuple[SessionEntry | None, int | None]:
-        """The session's bound pool for this job, (re)binding as DESIGN §5 says.
+        """The session's bound pool for this job, (re)binding as docs/DESIGN.md §5 says.
 
         ``eligible()`` returns the job's eligible pool list (all pools when
         none is eligible and eligibility is not strict) as of snapshot
