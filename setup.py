@@ -6,7 +6,9 @@ Environment:
   PYSCHEDULER_NO_EXTENSIONS=1  build no extension at all (pure-Python install;
                                ``pyscheduler._compat`` reads the same variable at
                                import time).
-  PYSCHEDULER_CYTHON_DEBUG=1   bounds/wraparound/initialized checks on, ``-O0 -g3``.
+  PYSCHEDULER_CYTHON_DEBUG=1   bounds/wraparound/initialized checks on, ``-O0 -g3``
+                               (release builds are optimized and, on Linux, stripped:
+                               the linker's ``-s`` drops the symbol tables).
   PYSCHEDULER_CYTHON_ANNOTATE=1  also write the Cython annotation (.html) next to
                                the generated C, under build/cython/<mode>/csrc/.
 
@@ -15,6 +17,7 @@ repeat anything the debug build flips.
 """
 
 import os
+import sys
 
 from setuptools import Extension, setup
 
@@ -47,6 +50,9 @@ def _extensions() -> list:
         "cdivision": True,
     }
     extra_compile_args = ["-O0", "-g3"] if DEBUG_BUILD else ["-O3", "-DNDEBUG"]
+    # A release .so carries no debug or symbol tables (2.1 MB -> a few hundred KB);
+    # a debug build keeps everything for gdb.
+    extra_link_args = ["-s"] if not DEBUG_BUILD and sys.platform.startswith("linux") else []
 
     extensions = [
         Extension(
@@ -55,6 +61,7 @@ def _extensions() -> list:
             include_dirs=["csrc", numpy.get_include()],
             define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
             extra_compile_args=extra_compile_args,
+            extra_link_args=extra_link_args,
         )
     ]
     return cythonize(

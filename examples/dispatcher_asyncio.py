@@ -20,6 +20,10 @@ client → dispatcher
         or ``{"re": "submit", "ok": false, "reason": "capacity_exceeded", "explain": "..."}``
     ``{"op": "stats"}`` → ``{"re": "stats", "ok": true, "nodes": ..., "nodes_ready": ..., ...}``
 
+HTTP ``GET /metrics`` on a second localhost port (``metrics_port``; needs the
+``metrics`` extra, ``prometheus-client``) serves the registry's metrics in the
+Prometheus text format through :class:`pyscheduler.tools.prometheus.RegistryCollector`.
+
 A submit is placed with ``select_node`` (which reserves the node), pushed to
 the node's connection, and committed when the node accepts or released when it
 refuses, does not answer in time, or is gone. A node's connection closing
@@ -111,6 +115,7 @@ class Dispatcher:
         max_connections: int = 256,
         accept_timeout_s: float = 2.0,
         sweep_interval_s: float = 1.0,
+        metrics_port: int | None = None,
     ) -> None:
         if host not in ("127.0.0.1", "localhost", "::1"):
             raise ValueError(f"this example listens on localhost only, not {host!r}")
@@ -126,6 +131,8 @@ class Dispatcher:
         self._connections: set[asyncio.Task] = set()
         self._server: asyncio.base_events.Server | None = None
         self._sweeper: asyncio.Task | None = None
+        self.metrics_port = metrics_port  # None: no /metrics endpoint; 0: a free port
+        self._metrics_server: asyncio.base_events.Server | None = None
 
     async def start(self) -> tuple[str, int]:
         """Listen; return the address actually bound (``port=0`` picks a free one)."""
@@ -135,7 +142,42 @@ class Dispatcher:
         self._sweeper = asyncio.create_task(self._sweep_forever())
         host, port = self._server.sockets[0].getsockname()[:2]
         self.port = port
+        if self.metrics_port is not None:
+            await self._start_metrics()
         return host, port
+
+    async def _start_metrics(self) -> None:
+        """Serve ``GET /metrics`` (Prometheus text format) on ``metrics_port``."""
+        from prometheus_client import CollectorRegistry
+
+        from pyscheduler.tools.prometheus import register_collector
+
+        self._prometheus = CollectorRegistry()
+        register_collector(self.registry, self._prometheus)
+        self._metrics_server = await asyncio.start_server(
+            self._serve_metrics, self.host, self.metrics_port, limit=LINE_LIMIT
+        )
+        self.metrics_port = self._metrics_server.sockets[0].getsockname()[1]
+
+    async def _serve_metrics(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+        try:
+            request = await reader.readline()
+            while (await reader.readline()) not in (b"\r\n", b"\n", b""):
+                pass  # the headers: nothing in them matters here
+            parts = request.decode("latin-1").split()
+            if len(parts) >= 2 and parts[0] == "GET" and parts[1].split("?")[0] == "/metrics":
+                status, ctype, body = "200 OK", CONTENT_TYPE_LATEST, generate_latest(self._prometheus)
+            else:
+                status, ctype, body = "404 Not Found", "text/plain", b"only GET /metrics is served\n"
+            head = f"HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {len(body)}\r\n"
+            writer.write(head.encode() + b"Connection: close\r\n\r\n" + body)
+            await writer.drain()
+        except (ConnectionError, ValueError, asyncio.LimitOverrunError):
+            pass
+        finally:
+            await _close(writer)
 
     async def stop(self) -> None:
         """Stop listening, close every connection and wait for their handlers."""
@@ -145,6 +187,9 @@ class Dispatcher:
                 await self._sweeper
         if self._server is not None:
             self._server.close()
+        if self._metrics_server is not None:
+            self._metrics_server.close()
+            await self._metrics_server.wait_closed()
         for task in list(self._connections):
             task.cancel()
         if self._connections:

@@ -1,6 +1,7 @@
 """pyscheduler: the scheduling core of a real-time speech-translation dispatcher.
 
-Start with :class:`NodeRegistry`; DESIGN.md and docs/ARCHITECTURE.md explain the rest.
+Start with :class:`NodeRegistry`; docs/GUIDE.md walks a dispatcher through it, and
+docs/DESIGN.md and docs/ARCHITECTURE.md explain the rest.
 """
 
 from .domain.config import AutoPoolConfig, CoreServicesConfig, Phase3Config, PoolConfig

@@ -1,4 +1,4 @@
-"""DESIGN §7: the behaviours learned from the system pyscheduler replaces, one
+"""docs/DESIGN.md §7: the behaviours learned from the system pyscheduler replaces, one
 test each, on the legacy path.
 
 Not here: 6 (no snapshot lock exists to hold; the snapshot tests cover it) and

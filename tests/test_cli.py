@@ -166,9 +166,9 @@ def test_explain_on_a_standard_workload(capsys):
         (["--job", "zh:en", "--types", "ASR,FOO"], "FOO"),
     ],
 )
-def test_explain_rejects_a_bad_job_with_exit_1(capsys, extra, needle):
+def test_explain_rejects_a_bad_job_as_a_usage_error(capsys, extra, needle):
     code, _, err = run(capsys, "explain", "--fleet", FLEET, *extra)
-    assert code == 1
+    assert code == 2  # --job is an argument: exit 2 like a missing --fleet
     assert needle in one_error_line(err)
 
 
@@ -291,7 +291,7 @@ def test_bench_json_reports_both_paths_from_one_run(capsys):
     assert 0 < row["legacy_p50_us"] <= row["legacy_p99_us"]
     assert row["speedup_p50"] == pytest.approx(row["legacy_p50_us"] / row["fast_p50_us"])
     assert row["batch_decisions_per_s"] > 0 and row["kernel_batch_decisions_per_s"] > 0
-    assert 0 < row["snapshot_bytes_per_node"] <= 300  # DESIGN §8 memory budget
+    assert 0 < row["snapshot_bytes_per_node"] <= 300  # docs/DESIGN.md §8 memory budget
 
 
 @pytest.mark.hotpath
@@ -307,7 +307,7 @@ def test_bench_without_the_extension_says_why(tmp_path):
     env = {**os.environ, "PYSCHEDULER_NO_EXTENSIONS": "1"}
     argv = [sys.executable, "-m", "pyscheduler", "bench", "--workload", "small", "--calls", "10"]
     proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 1
+    assert proc.returncode == 3  # unavailable: the compiled extension is missing
     assert "extension is not available" in proc.stderr and "Traceback" not in proc.stderr
 
 
@@ -322,3 +322,81 @@ def test_bench_contention_reports_both_paths_quiet_and_under_a_storm(capsys):
         assert 0 < r["quiet_p50_us"] <= r["quiet_p99_us"] and 0 < r["storm_p50_us"] <= r["storm_p99_us"]
         assert r["storm_over_quiet_p99"] == pytest.approx(r["storm_p99_us"] / r["quiet_p99_us"])
         assert r["heartbeats_per_s"] > 0 and r["target_heartbeats_per_s"] == 5000
+
+
+# -- exit status, explain's plan, validate-config warnings -----------------------------------------
+
+
+def test_help_lists_one_exit_status_per_kind_of_failure(capsys):
+    from pyscheduler.tools.cli import EXIT_STATUS
+
+    codes = [code for code, _ in EXIT_STATUS]
+    assert codes == [0, 1, 2, 3, 130, 141] and len(set(codes)) == len(codes)
+    for command in ([], ["explain"], ["validate-config"], ["simulate"], ["bench"]):
+        assert main([*command, "--help"]) == 0
+        out = capsys.readouterr().out
+        assert "exit status:" in out and "  2    usage:" in out and "  3    unavailable:" in out
+        assert "docs/DESIGN.md §" not in out and "docs/DESIGN.md" in out
+
+
+def test_explain_says_in_words_that_no_pool_admits_the_pair(capsys):
+    code, out, err = run(capsys, "explain", "--config", POOLS, "--fleet", FLEET, "--job", "zh:ko")
+    assert code == 0, err
+    assert "no pool admits zh\u2192ko; falling back to all pools" in out
+    code, out, _ = run(capsys, "explain", "--config", POOLS, "--fleet", FLEET, "--job", "zh:en")
+    assert "no pool admits" not in out
+
+
+def test_explain_under_strict_eligibility_says_the_job_is_refused(capsys, tmp_path):
+    strict = tmp_path / "strict.toml"
+    cfg = Phase3Config.from_toml(POOLS).to_dict()
+    strict.write_text(Phase3Config.from_dict({**cfg, "strict_pool_eligibility": True}).to_toml())
+    code, out, err = run(capsys, "explain", "--config", str(strict), "--fleet", FLEET, "--job", "zh:ko")
+    assert code == 0, err
+    assert "no pool admits zh\u2192ko; strict pool eligibility: the job is refused" in out
+    assert "no_eligible_pool" in out
+
+
+def test_validate_config_warns_about_an_empty_file(capsys, tmp_path):
+    empty = tmp_path / "empty.toml"
+    empty.write_text("# nothing here\n")
+    code, out, err = run(capsys, "validate-config", str(empty))
+    assert code == 0 and out == "OK: 0 pools\n"
+    assert "is empty" in one_error_line(err)
+    code, out, err = run(capsys, "validate-config", "--strict", str(empty))
+    assert code == 1 and out == "" and "--strict" in err
+
+
+def test_validate_config_warns_about_a_config_without_pools(capsys, tmp_path):
+    path = tmp_path / "nopools.toml"
+    path.write_text("enabled = true\n")
+    code, _, err = run(capsys, "validate-config", str(path))
+    assert code == 0 and "no pools are configured" in one_error_line(err)
+    path.write_text("auto_generate_language_pools = true\n")
+    code, _, err = run(capsys, "validate-config", str(path))
+    assert code == 0 and err == ""
+
+
+LANG_POOL = '[[pools]]\npool_id = 1\nname = "p"\nlanguages = {langs}\nblocked_pairs = {blocked}\n'
+
+
+def test_validate_config_warns_about_unknown_language_codes(capsys, tmp_path):
+    path = tmp_path / "langs.toml"
+    path.write_text(LANG_POOL.format(langs='["en", "zh-Hant", "pt_BR", "xx-notreal"]', blocked='[["en", "qq"]]'))
+    code, out, err = run(capsys, "validate-config", str(path))
+    assert code == 0  # a warning, not an error: a fleet may use its own codes
+    line = one_error_line(err)
+    assert "pool 1 (p): unknown language code(s) qq, xx-notreal" in line
+    assert "--allow-language" in line
+    assert out == "OK: 1 pools\n"
+    code, _, err = run(capsys, "validate-config", str(path), "--allow-language", "XX_notreal", "qq")
+    assert code == 0 and err == ""
+    code, _, err = run(capsys, "validate-config", str(path), "--allow-custom-languages", "--strict")
+    assert code == 0 and err == ""
+    code, _, err = run(capsys, "validate-config", str(path), "--strict")
+    assert code == 1
+
+
+def test_the_example_config_uses_only_known_languages(capsys):
+    code, _, err = run(capsys, "validate-config", "--strict", POOLS)
+    assert code == 0 and err == ""

@@ -1,4 +1,4 @@
-"""``pyscheduler simulate`` options of issue 5: --engine, --fail-rate,
+"""``pyscheduler simulate`` options: --engine, --fail-rate,
 --heartbeat-interval, --sessions, --plot, and the progress bar."""
 
 from __future__ import annotations
@@ -27,8 +27,17 @@ def run_json(capsys, *argv: str) -> dict:
     return json.loads(out)
 
 
-def test_default_engine_is_legacy(capsys):
+def test_default_engine_is_fast_when_the_extension_is_built(capsys):
+    from pyscheduler import _compat
+
     report = run_json(capsys, "--jobs", "200")
+    expected = "fast" if _compat.HAVE_HOTPATH else "legacy"
+    assert report["engine"] == expected and report["path"] == expected
+    assert report["serves"] == f"serves {expected}"
+
+
+def test_legacy_engine(capsys):
+    report = run_json(capsys, "--jobs", "200", "--engine", "legacy")
     assert report["engine"] == "legacy" and report["path"] == "legacy"
 
 
@@ -43,10 +52,19 @@ def test_fast_engine(capsys, argv):
 def test_shadow_engine_reports_mismatches(capsys):
     code, out, err = run(capsys, "simulate", "--jobs", "500", "--engine", "shadow")
     assert code == 0, err
-    assert "engine shadow (path fast)" in out
+    assert "engine shadow (path legacy)" in out
+    assert "engine         shadow: serves legacy, computes fast beside it and counts mismatches" in out
     assert "shadow         500 decisions compared, 0 mismatches between fast and legacy" in out
     report = run_json(capsys, "--jobs", "500", "--engine", "shadow")
     assert report["shadow"] == {"compared": 500, "mismatches": 0}
+    assert report["path"] == "legacy"
+
+
+@pytest.mark.hotpath
+def test_shadow_fast_engine_serves_fast(capsys):
+    report = run_json(capsys, "--jobs", "300", "--engine", "shadow-fast")
+    assert report["path"] == "fast" and report["shadow"] == {"compared": 300, "mismatches": 0}
+    assert report["serves"] == "serves fast, computes legacy beside it and counts mismatches"
 
 
 def test_fast_and_another_engine_contradict(capsys):
@@ -111,7 +129,7 @@ def test_plot_without_matplotlib_fails_before_the_run(capsys, monkeypatch, tmp_p
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     png = tmp_path / "sim.png"
     code, out, err = run(capsys, "simulate", "--jobs", "100", "--plot", str(png))
-    assert code == 1 and out == ""
+    assert code == 3 and out == ""  # unavailable: an optional dependency is missing
     assert "pip install 'pyscheduler[plot]'" in err and "Traceback" not in err
     assert not png.exists()
 
@@ -174,3 +192,15 @@ def test_simulate_passes_progress_only_on_a_terminal(capsys, monkeypatch):
     monkeypatch.setattr(cli, "simulate", spy)
     code, _, err = run(capsys, "simulate", "--jobs", "50")
     assert code == 0 and calls == [None] and err == ""
+
+
+def test_plot_series_styles_differ_so_identical_series_stay_visible():
+    from pyscheduler.tools.simulation import _series_style
+
+    styles = [_series_style(i, 200) for i in range(8)]
+    for key in ("color", "linestyle", "marker"):
+        assert len({s[key] for s in styles}) == (8 if key != "linestyle" else 4), key
+    assert len({(s["color"], s["linestyle"], s["marker"]) for s in styles}) == 8
+    assert len({s["markevery"][0] for s in styles}) == 8  # markers at different offsets
+    assert all(0 <= s["markevery"][0] < 200 for s in styles)
+    assert _series_style(3, 1)["markevery"] == (0, 1)

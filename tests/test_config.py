@@ -1,4 +1,4 @@
-"""Configuration objects (DESIGN §3): validation that names the field and the bad
+"""Configuration objects (docs/DESIGN.md §3): validation that names the field and the bad
 value, and lossless dict / TOML round trips."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Migration flags (DESIGN §4) and the metrics containers behind ``NodeRegistry.metrics()``."""
+"""Migration flags (docs/DESIGN.md §4) and the metrics containers behind ``NodeRegistry.metrics()``."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""FNV-1a-64 and the hashes built on it (DESIGN §5 "Routing key", "Pool order", "Pick").
+"""FNV-1a-64 and the hashes built on it (docs/DESIGN.md §5 "Routing key", "Pool order", "Pick").
 
 The pure-Python functions are the oracle; the compiled ones (``hotpath``) must
 agree with them bit for bit and raise the same errors.

@@ -1,4 +1,4 @@
-"""Language codes and pool eligibility by language (DESIGN §5 "Languages",
+"""Language codes and pool eligibility by language (docs/DESIGN.md §5 "Languages",
 "Pool eligibility", §7.8 whole-code matching)."""
 
 from __future__ import annotations
@@ -283,5 +283,5 @@ def test_auto_admits_iff_some_source_admits(pool, tgt):
 
 @given(st.frozensets(lang, min_size=1), lang, lang)
 def test_any_to_any_is_symmetric(languages, a, b):
-    # DESIGN §7.1: zh->en and en->zh find the same language-set pools
+    # docs/DESIGN.md §7.1: zh->en and en->zh find the same language-set pools
     assert admits(languages, a, b) == admits(languages, b, a)

@@ -1,4 +1,4 @@
-"""No memory growth on the fast path (DESIGN §8: RSS growth over 10 M selections: none).
+"""No memory growth on the fast path (docs/DESIGN.md §8: RSS growth over 10 M selections: none).
 
 The loop runs in a fresh interpreter (tests/isolated/select_rss.py); here it
 is 600,000 selections, enough for a per-call leak of even a few bytes (a lost

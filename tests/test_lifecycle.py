@@ -1,4 +1,4 @@
-"""The node lifecycle of DESIGN §6, driven by an injected fake clock.
+"""The node lifecycle of docs/DESIGN.md §6, driven by an injected fake clock.
 
 REGISTERING → READY (healthy beat) · READY → DEGRADED (3 unhealthy beats in a
 row) · DEGRADED → READY (healthy beat) · stale → OFFLINE at sweep · warm-up

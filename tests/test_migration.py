@@ -1,4 +1,4 @@
-"""The migration is safe at every step (issue 4).
+"""The migration is safe at every step (docs/MIGRATION.md).
 
 A hypothesis state machine drives two registries through the same random
 register / heartbeat / drain / disconnect / remove / config / sweep / select /

@@ -1,4 +1,4 @@
-"""The public value types (DESIGN §3, §5): validation, normalisation, round trips,
+"""The public value types (docs/DESIGN.md §3, §5): validation, normalisation, round trips,
 ``Reason`` order, ``Breakdown`` and ``Selection.explain``."""
 
 from __future__ import annotations
@@ -626,7 +626,7 @@ def test_job_request_key(routing_key, session_id):
 
 # --- Reason ------------------------------------------------------------------------
 
-# DESIGN §5 "Node checks", in order, then the two job-level reasons.
+# docs/DESIGN.md §5 "Node checks", in order, then the two job-level reasons.
 DESIGN_CHECK_ORDER = [
     "excluded",
     "offline",

@@ -1,4 +1,4 @@
-"""Pools as sets of nodes (DESIGN §5 "Pool eligibility", §6 "Membership" and
+"""Pools as sets of nodes (docs/DESIGN.md §5 "Pool eligibility", §6 "Membership" and
 "Generated pools", §7.1, §7.2, §7.4): the O(N) scans every faster structure is
 checked against, checked here against independent restatements of the design."""
 
@@ -75,7 +75,7 @@ def test_services_match(required, job, scope, mode, expected):
 
 
 def spec_services_match(required: int, job: int, scope: str, mode: str) -> bool:
-    """DESIGN §5 restated on sets of bit positions."""
+    """docs/DESIGN.md §5 restated on sets of bit positions."""
     req = {b for b in range(5) if required >> b & 1}
     wanted = {b for b in range(5) if job >> b & 1}
     if scope == "core_only":
@@ -125,7 +125,7 @@ def pool_lists(draw, rules=RULES, blocked=True, max_size=10):
 
 
 def brute_eligible(pools, src, tgt, job, scope, mode):
-    """DESIGN §5 "Pool eligibility" restated independently of pyscheduler.domain.languages."""
+    """docs/DESIGN.md §5 "Pool eligibility" restated independently of pyscheduler.domain.languages."""
 
     def admits_pair(p, s):
         langs = set(p.languages)
@@ -215,7 +215,7 @@ def test_eligible_pools_is_exactly_the_filtered_set_in_order(pools, src, tgt, jo
     "en",
 )
 def test_reverse_direction_finds_the_same_any_to_any_pools(pools, a, b):
-    # DESIGN §7.1: zh->en and en->zh find the same language-set pools.
+    # docs/DESIGN.md §7.1: zh->en and en->zh find the same language-set pools.
     forward = [p.pool_id for p in eligible_pools(pools, a, b, CORE, cfg())]
     backward = [p.pool_id for p in eligible_pools(pools, b, a, CORE, cfg())]
     assert forward == backward
@@ -433,7 +433,7 @@ def test_single_language_sets_are_not_generated():
 
 
 def test_generation_with_no_qualifying_set_changes_nothing():
-    # DESIGN §6 "a generation that finds no sets changes nothing", §7.2
+    # docs/DESIGN.md §6 "a generation that finds no sets changes nothing", §7.2
     gen = PoolGenerator()
     current = gen.generate({fs("en", "zh"): 2}, AUTO, [], [])
     assert gen.generate({}, AUTO, [], current) == current

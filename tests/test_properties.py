@@ -50,7 +50,7 @@ from pyscheduler.domain.languages import AUTO
 from pyscheduler.domain.model import CHECK_REASONS
 from pyscheduler.selection import legacy
 
-# -- oracles written from DESIGN §5, independent of the package's helpers ----------------
+# -- oracles written from docs/DESIGN.md §5, independent of the package's helpers ----------------
 
 
 def oracle_admits(p, src: str, tgt: str) -> bool:
@@ -119,7 +119,7 @@ _SIMPLE = Scenario(
 )
 
 
-# DESIGN §7.8: a ``ben`` pool and node never serve ``en``; §7.1: both directions
+# docs/DESIGN.md §7.8: a ``ben`` pool and node never serve ``en``; §7.1: both directions
 _WHOLE_CODES = Scenario(
     phase3(pool(1, ["ben", "zh"]), pool(2, ["en", "zh"]), strict_pool_eligibility=True),
     CoreServicesConfig(),
@@ -346,7 +346,7 @@ class RegistryMachine(RuleBasedStateMachine):
             assert registry_state(self.reg) == before
             return
         assert self.reg.phase3_config == cfg
-        # setting the same config again changes no membership (DESIGN §7.4)
+        # setting the same config again changes no membership (docs/DESIGN.md §7.4)
         state = registry_state(self.reg)
         self.reg.set_phase3_config(cfg)
         assert registry_state(self.reg) == state

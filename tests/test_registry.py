@@ -1,5 +1,5 @@
-"""The registry API of DESIGN §4 on the legacy path: registration, heartbeats,
-removal, bad input, reading, and generated pools (DESIGN §6).
+"""The registry API of docs/DESIGN.md §4 on the legacy path: registration, heartbeats,
+removal, bad input, reading, and generated pools (docs/DESIGN.md §6).
 
 Every operation that raises must leave the registry as it was; those tests
 compare :func:`helpers.registry_state` before and after.
@@ -432,7 +432,7 @@ def test_set_core_services_config_applies_to_the_next_selection():
     assert reg.select_node(JobRequest("en", "zh")).node_id == "n1"
 
 
-# -- generated pools (DESIGN §6) ---------------------------------------------------------
+# -- generated pools (docs/DESIGN.md §6) ---------------------------------------------------------
 
 
 def sem(node_id: str, langs, **kw) -> NodeInfo:

@@ -1,4 +1,4 @@
-"""Selection semantics of DESIGN §5 on the legacy path: node checks and their
+"""Selection semantics of docs/DESIGN.md §5 on the legacy path: node checks and their
 order, the pick, pool eligibility and order, sampling, breakdowns,
 reservations and batches.
 """

@@ -35,11 +35,14 @@ def failing():
 
 
 def test_engine_names_map_to_flags():
-    assert ENGINES == ("legacy", "fast", "shadow")
-    assert engine_flags("legacy") == MigrationFlags()
+    assert ENGINES == ("legacy", "fast", "shadow", "shadow-fast")
+    legacy = engine_flags("legacy")
+    assert not legacy.any_on and not legacy.shadow_compare
     assert engine_flags("fast") == MigrationFlags.all_on()
-    shadow = engine_flags("shadow")
-    assert shadow.shadow_compare and shadow.use_runtime_snapshot and shadow.use_lang_index
+    shadow = engine_flags("shadow")  # serves legacy, computes fast beside it
+    assert shadow.shadow_compare and not shadow.any_on
+    shadow_fast = engine_flags("shadow-fast")  # serves fast, computes legacy beside it
+    assert shadow_fast.shadow_compare and shadow_fast.use_runtime_snapshot
     with pytest.raises(ValueError, match="unknown engine"):
         engine_flags("turbo")
     with pytest.raises(ValueError, match="not both"):
@@ -161,11 +164,13 @@ def test_to_dict_carries_the_new_figures(failing):
 
 @pytest.mark.hotpath
 def test_shadow_engine_counts_no_mismatch(plain):
-    shadow = simulate("small", 2000, seed=4, engine="shadow")
-    assert shadow.engine == "shadow" and shadow.path == "fast"
-    assert shadow.shadow_compared == 2000 and shadow.shadow_mismatches == 0
-    assert decisions(shadow) == decisions(plain)
-    assert shadow.to_dict()["shadow"] == {"compared": 2000, "mismatches": 0}
+    for engine, served in (("shadow", "legacy"), ("shadow-fast", "fast")):
+        shadow = simulate("small", 2000, seed=4, engine=engine)
+        assert shadow.engine == engine and shadow.path == served
+        assert shadow.serves.startswith(f"serves {served}, computes ")
+        assert shadow.shadow_compared == 2000 and shadow.shadow_mismatches == 0
+        assert decisions(shadow) == decisions(plain)
+        assert shadow.to_dict()["shadow"] == {"compared": 2000, "mismatches": 0}
 
 
 @pytest.mark.hotpath

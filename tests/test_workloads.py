@@ -1,4 +1,4 @@
-"""The standard workloads of DESIGN §8: reproducible from a seed, of the stated size
+"""The standard workloads of docs/DESIGN.md §8: reproducible from a seed, of the stated size
 and shape, and a job stream with the stated mix."""
 
 from __future__ import annotations

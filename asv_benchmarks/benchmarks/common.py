@@ -1,7 +1,7 @@
 """Shared set-up of the pyscheduler asv suite (after scikit-learn's ``common.py``).
 
-``Base.setup_cache`` builds the standard workloads (DESIGN §8) and their job
-streams once per environment and commit; asv pickles what it returns and hands
+``Base.setup_cache`` builds the standard workloads (docs/DESIGN.md,
+performance budget) and their job streams once per environment and commit; asv pickles what it returns and hands
 it to every benchmark. Registries hold locks and cannot be pickled, so only
 plain data (the :class:`~pyscheduler.tools.workloads.Workload` and its jobs) goes
 through the cache; each benchmark process builds the registries it needs from
@@ -19,10 +19,17 @@ Only the public API is used: ``NodeRegistry`` methods, ``MigrationFlags``,
 ``params`` axis, never the ``PYSCHEDULER_NO_EXTENSIONS`` switch (read once at
 import): ``fast`` is ``MigrationFlags.all_on()``, ``legacy`` all flags off.
 Without the compiled extension the ``fast`` cases are skipped.
+
+Read over history, every figure is lower-is-better (asv flags a rise as a
+regression): seconds per call or per decision, fast time ÷ legacy time, the
+share of decisions on which the paths disagree, bytes per node. A benchmark
+whose API a commit lacks raises ``NotImplementedError`` in ``setup`` (asv
+reports it skipped, not failed): :func:`require` does that.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 
 from pyscheduler import MigrationFlags, NodeRegistry, Selection
@@ -48,7 +55,39 @@ def fixed_clock() -> float:
 
 
 def flags_for(path: str) -> MigrationFlags:
-    return MigrationFlags.all_on() if path == "fast" else MigrationFlags()
+    """``fast``: every flag on; ``legacy``: every flag off (spelled out, whatever the default)."""
+    if path == "fast":
+        return MigrationFlags.all_on()
+    return MigrationFlags(
+        use_management_registry=False, use_runtime_snapshot=False, use_lang_index=False,
+        use_session_runtime=False,
+    )  # fmt: skip
+
+
+def require(obj: object, *names: str) -> None:
+    """Raise ``NotImplementedError`` (asv: skip this case) when ``obj`` lacks any of
+    ``names`` — an API added after the commit being measured."""
+    missing = [name for name in names if not hasattr(obj, name)]
+    if missing:
+        raise NotImplementedError(f"this commit has no {', '.join(missing)}")
+
+
+def median(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[len(ordered) // 2]
+
+
+def per_call_seconds(run, undo, calls: int, rounds: int) -> float:
+    """Seconds per call: the median over ``rounds`` of the time of ``run()`` divided by
+    the ``calls`` it makes; ``undo(result)`` restores the state after each round,
+    outside the timing."""
+    samples = []
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        result = run()
+        samples.append((time.perf_counter() - t0) / calls)
+        undo(result)
+    return median(samples)
 
 
 def new_registry(cache: dict, workload: str, path: str) -> NodeRegistry:

@@ -1,4 +1,4 @@
-"""Cluster sync: several dispatcher instances share one fleet through Redis (DESIGN §9).
+"""Cluster sync: several dispatcher instances share one fleet through Redis (docs/DESIGN.md §9).
 
 ``RedisClusterSync(registry, url, instance_id=..., prefix=...)`` keeps one
 instance's :class:`~pyscheduler.registry.NodeRegistry` in step with the

@@ -1,4 +1,4 @@
-"""``RedisClusterSync``: several dispatcher instances, one fleet (DESIGN §9).
+"""``RedisClusterSync``: several dispatcher instances, one fleet (docs/DESIGN.md §9).
 
 Each instance keeps its own :class:`~pyscheduler.registry.NodeRegistry`. The
 nodes connected to an instance are *owned* by it; it publishes their changes
@@ -767,7 +767,7 @@ class RedisClusterSync:
     def _adopt_config(self, version: int, cfg: Phase3Config, *, force: bool = False) -> None:
         """Make the local config Redis' version ``version`` (called with the remote flag set).
 
-        An empty remote pool list never replaces local pools (DESIGN §7 behaviour 2):
+        An empty remote pool list never replaces local pools (docs/DESIGN.md §7 behaviour 2):
         the other settings are taken, the local pools kept.
         """
         with self._cfg_lock:

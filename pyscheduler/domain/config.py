@@ -1,4 +1,4 @@
-"""Scheduler configuration (DESIGN §3): pools, Phase3 settings, core services.
+"""Scheduler configuration (docs/DESIGN.md §3): pools, Phase3 settings, core services.
 
 Configs validate on construction (:class:`~pyscheduler.errors.ConfigError`
 names the field and the bad value), load from TOML files and dicts, and dump
@@ -116,7 +116,7 @@ class PoolConfig:
 
 @dataclass(frozen=True)
 class AutoPoolConfig:
-    """How language pools are generated from the fleet (DESIGN §6, generated pools).
+    """How language pools are generated from the fleet (docs/DESIGN.md §6, generated pools).
 
     ``require_semantic``: only nodes that declare semantic languages count
     towards a generated set (their semantic set is their language set).
@@ -146,7 +146,7 @@ class AutoPoolConfig:
 
 @dataclass(frozen=True)
 class Phase3Config:
-    """The two-level scheduling configuration (DESIGN §3, §5)."""
+    """The two-level scheduling configuration (docs/DESIGN.md §3, §5)."""
 
     enabled: bool = True
     mode: str = "two_level"

@@ -1,4 +1,4 @@
-"""Migration flags (DESIGN §4): move a running dispatcher from the legacy path to
+"""Migration flags (docs/DESIGN.md §4): move a running dispatcher from the legacy path to
 the new one a step at a time. All off is the legacy path."""
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """FNV-1a-64 hashes used by selection: the one place hashing is exposed to Python.
 
-DESIGN §5: the routing key is hashed as UTF-8 bytes.
+docs/DESIGN.md §5: the routing key is hashed as UTF-8 bytes.
 
 - ``fnv1a64(data)``: FNV-1a-64 of ``data`` (bytes).
 - ``pool_hash(routing_key, seed)``: ``fnv1a64(key_utf8 + seed as 8 little-endian

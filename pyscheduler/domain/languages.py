@@ -1,4 +1,4 @@
-"""Language codes, translation directions and node language sets (DESIGN §5, §6).
+"""Language codes, translation directions and node language sets (docs/DESIGN.md §5, §6).
 
 Codes are normalised once, when a model object is built: surrounding blanks
 stripped, lower case, ``_`` turned into ``-``. They are compared as whole
@@ -93,7 +93,7 @@ def pool_admits(
     src: str,
     tgt: str,
 ) -> bool:
-    """Whether a pool admits the job pair ``(src, tgt)`` (DESIGN §5, pool eligibility).
+    """Whether a pool admits the job pair ``(src, tgt)`` (docs/DESIGN.md §5, pool eligibility).
 
     ``src`` may be ``auto``: then the pool admits when it admits ``(s, tgt)``
     for some language ``s`` of its own.

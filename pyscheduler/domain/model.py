@@ -1,4 +1,4 @@
-"""Value types of the public API (DESIGN §3): services, nodes, heartbeats, jobs, results.
+"""Value types of the public API (docs/DESIGN.md §3): services, nodes, heartbeats, jobs, results.
 
 Every class validates on construction and raises a subclass of
 :class:`~pyscheduler.errors.SchedulerError` whose message names the field and
@@ -163,7 +163,7 @@ class LanguageCapabilities:
         ) | pair_langs
 
     def language_set(self) -> frozenset[str]:
-        """The node's language set (DESIGN §6): its semantic languages, or else all it serves."""
+        """The node's language set (docs/DESIGN.md §6): its semantic languages, or else all it serves."""
         if self.semantic:
             return frozenset(self.semantic)
         pair_langs = {lang for pair in self.nmt_pairs for lang in pair}
@@ -205,7 +205,7 @@ class LanguageCapabilities:
 
 
 class NodeStatus(str, enum.Enum):
-    """Lifecycle state of a node (DESIGN §6). Only READY is dispatchable."""
+    """Lifecycle state of a node (docs/DESIGN.md §6). Only READY is dispatchable."""
 
     REGISTERING = "registering"
     READY = "ready"
@@ -408,7 +408,7 @@ class JobRequest:
             check_id(node_id, "JobRequest.exclude_node_ids", err)
         object.__setattr__(self, "exclude_node_ids", excluded)
         check_bool(self.public, "JobRequest.public", err)
-        # the routing key of DESIGN §5: routing_key, else session_id, else ""
+        # the routing key of docs/DESIGN.md §5: routing_key, else session_id, else ""
         key = self.routing_key if self.routing_key is not None else (self.session_id or "")
         object.__setattr__(self, "key", key)
         object.__setattr__(self, "types_mask", int(types))
@@ -419,7 +419,7 @@ class Reason(str, enum.Enum):
     """Why a candidate node (or a whole job) was rejected.
 
     The first twelve members are the node checks in the order they run
-    (DESIGN §5); the order is also the tie-break of ``Breakdown.top_reason``
+    (docs/DESIGN.md §5); the order is also the tie-break of ``Breakdown.top_reason``
     and must match the reason codes of the compiled kernels.
     """
 

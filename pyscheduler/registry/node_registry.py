@@ -16,9 +16,9 @@ lock that could block (no I/O, no user callbacks but the clock).
 from __future__ import annotations
 
 import itertools
-import logging
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 
 from .. import _compat
@@ -49,6 +49,7 @@ from ..domain.model import (
 from ..runtime.lang_index import PoolLanguageIndex
 from ..runtime.snapshot import RuntimeSnapshot, build_snapshot
 from ..selection import fast, legacy
+from ..state import logs
 from ..state.fleet import Fleet, plan_config
 from ..state.loads import SlotAllocator, new_load_table
 from ..state.locks import TimedLock
@@ -66,8 +67,10 @@ __all__ = ["NodeRegistry", "REGISTER_POLICIES"]
 REGISTER_POLICIES = ("reject_duplicate", "replace")
 _CONFIG_PLAN_TRIES = 3  # plans a config change may lose to concurrent topology changes
 
-
-log = logging.getLogger("pyscheduler")
+#: The fast path times one ``select_node`` call in this many (histogram
+#: ``select_fast_sampled_s``): two clock reads and a histogram update cost about
+#: a third of a fast decision. The legacy path times every call (``select_s``).
+FAST_TIMING_SAMPLE = 64
 
 
 class NodeRegistry:
@@ -108,6 +111,7 @@ class NodeRegistry:
         self._listeners: tuple[Callable[[RegistryEvent], None], ...] = ()
         self._sessions = SessionRuntimeManager(clock=clock)
         self._mirror = ManagementMirror(self._fleet, self._metrics)
+        self._select_ticks = itertools.count()  # picks the fast-path calls that are timed
         if flags.use_management_registry:
             with self._locked("init"):
                 self._mirror.resync()
@@ -131,19 +135,21 @@ class NodeRegistry:
 
     def set_phase3_config(self, cfg: Phase3Config) -> None:
         """Replace the Phase3 config; pools, generated pools and membership are
-        refreshed before this returns (DESIGN §7 behaviour 3)."""
+        refreshed before this returns (docs/DESIGN.md §7 behaviour 3)."""
         _require(cfg, Phase3Config, "cfg", ConfigError)
-        self._apply_config(cfg)
+        pools, generated = self._apply_config(cfg)
         self._metrics.inc("config_changes")
+        logs.phase3_config_changed(pools, generated)
         if self._fast():
             self.snapshot()  # publish now: the next dispatch finds the new pools ready
         self._emit(RegistryEvent(ChangeKind.PHASE3_CONFIG, phase3=cfg))
 
-    def _apply_config(self, cfg: Phase3Config) -> None:
+    def _apply_config(self, cfg: Phase3Config) -> tuple[int, int]:
         """Install ``cfg`` two-phase: capture under the lock, plan pools and
         memberships outside it, swap the plan in under the lock. A plan that a
         concurrent registration or capability change outran is planned again;
-        after a few such races the change is made in one step under the lock."""
+        after a few such races the change is made in one step under the lock.
+        Returns the number of pools and of generated pools installed."""
         for _ in range(_CONFIG_PLAN_TRIES):
             with self._locked("set_phase3_config_capture"):
                 capture = self._fleet.capture()
@@ -151,10 +157,11 @@ class NodeRegistry:
             with self._locked("set_phase3_config"):
                 if self._fleet.apply_config(plan):
                     self._mirror.after_change(self._flags)
-                    return
+                    return len(self._fleet.pools), len(self._fleet.generated)
         with self._locked("set_phase3_config"):
             self._fleet.set_config(cfg)
             self._mirror.after_change(self._flags)
+            return len(self._fleet.pools), len(self._fleet.generated)
 
     def set_core_services_config(self, cfg: CoreServicesConfig) -> None:
         """Replace the core-services config (which service ids count as ASR/NMT/TTS)."""
@@ -206,6 +213,7 @@ class NodeRegistry:
             self._fleet.add(record)
             self._metrics.inc("registrations")
             self._mirror.after_change(self._flags)
+        logs.node_registered(node_id, policy, replaced=old is not None)
         self._emit(RegistryEvent(ChangeKind.REGISTERED, node_id, info=info))
         return node_id
 
@@ -216,16 +224,20 @@ class NodeRegistry:
                 return node_id
 
     def update_node_heartbeat(self, node_id: str, hb: Heartbeat) -> NodeStatus:
-        """Apply a heartbeat and return the node's status after it (DESIGN §6).
+        """Apply a heartbeat and return the node's status after it (docs/DESIGN.md §6).
 
         Load figures are O(1); new services or languages refresh the node's
         pool membership (a repeat of the same capabilities changes nothing).
         """
         _require(hb, Heartbeat, "hb", InvalidHeartbeatError)
         with self._heartbeat_guard:
-            status = self._apply_heartbeat_locked(self._live(node_id), hb, self._clock())
+            record = self._live(node_id)
+            before = record.status
+            status = self._apply_heartbeat_locked(record, hb, self._clock())
             if self._fleet.touched:  # a load-only beat changes nothing to sync
                 self._mirror.after_change(self._flags)
+        if status is not before:
+            logs.node_status_changed(node_id, before, status, "heartbeat")
         if self._listeners:
             self._emit(RegistryEvent(ChangeKind.HEARTBEAT, node_id, heartbeat=hb, status=status))
         return status
@@ -244,9 +256,11 @@ class NodeRegistry:
         with self._locked("heartbeats"):
             records = [self._live(node_id) for node_id, _ in pairs]  # raises before any change
             now, apply = self._clock(), self._apply_heartbeat_locked
+            befores = [record.status for record in records]
             statuses = [apply(record, hb, now) for record, (_, hb) in zip(records, pairs)]
             if self._fleet.touched:
                 self._mirror.after_change(self._flags)
+        _log_status_changes(pairs, befores, statuses)
         if self._listeners:
             for (node_id, hb), status in zip(pairs, statuses):
                 self._emit(RegistryEvent(ChangeKind.HEARTBEAT, node_id, heartbeat=hb, status=status))
@@ -267,12 +281,15 @@ class NodeRegistry:
         """Stop dispatching to a node (DRAINING); its running jobs are left alone."""
         with self._locked("mark_draining"):
             record = self._live(node_id)
+            before = record.status
             record.draining = True
             if record.status is not NodeStatus.OFFLINE:
                 record.status = NodeStatus.DRAINING
             status = record.status
             self._fleet.touched.add(node_id)
             self._mirror.after_change(self._flags)
+        if status is not before:
+            logs.node_status_changed(node_id, before, status, "drain")
         self._emit(RegistryEvent(ChangeKind.DRAINING, node_id, status=status))
 
     def disconnect_node(self, node_id: str) -> None:
@@ -280,11 +297,12 @@ class NodeRegistry:
         register again. Its reservations are dropped."""
         with self._locked("disconnect"):
             record = self._live(node_id)
-            record.status = NodeStatus.OFFLINE
+            before, record.status = record.status, NodeStatus.OFFLINE
             self._fleet.disconnect(record)
             self._reservations.free_slot(record.slot)
             self._reservations.claim_slot(record.slot, record.serial)
             self._mirror.after_change(self._flags)
+        logs.node_status_changed(node_id, before, NodeStatus.OFFLINE, "disconnect")
         self._emit(RegistryEvent(ChangeKind.DISCONNECTED, node_id, status=NodeStatus.OFFLINE))
 
     def remove_node(self, node_id: str) -> None:
@@ -294,6 +312,7 @@ class NodeRegistry:
                 raise UnknownNodeError(f"unknown node id {node_id!r}")
             self._forget(node_id)
             self._mirror.after_change(self._flags)
+        logs.node_removed(node_id)
         self._emit(RegistryEvent(ChangeKind.REMOVED, node_id))
 
     def sweep(self, now: float | None = None) -> list[str]:
@@ -302,16 +321,21 @@ class NodeRegistry:
         with self._locked("sweep"):
             now = self._clock() if now is None else float(now)
             cfg = self._fleet.cfg
-            changed = sorted(
-                nid
-                for nid, rec in self._fleet.nodes.items()
-                if rec.sweep(now, cfg.heartbeat_timeout_s, cfg.warmup_s)
-            )
+            befores = {}  # node id -> its status before the sweep changed it
+            for nid, rec in self._fleet.nodes.items():
+                before = rec.status
+                if rec.sweep(now, cfg.heartbeat_timeout_s, cfg.warmup_s):
+                    befores[nid] = before
+            changed = sorted(befores)
             expired = self._reservations.expire(now, cfg.reservation_ttl_s)
             self._metrics.inc("reservations_expired", expired)
             statuses = [(nid, self._fleet.nodes[nid].status) for nid in changed]
             self._fleet.touched.update(changed)
             self._mirror.after_change(self._flags)
+        for nid, status in statuses:
+            logs.node_status_changed(nid, befores[nid], status, "sweep")
+        if expired:
+            logs.reservations_expired(expired)
         for nid, status in statuses:
             self._emit(RegistryEvent(ChangeKind.STATUS, nid, status=status))
         return changed
@@ -354,9 +378,9 @@ class NodeRegistry:
             try:
                 listener(event)
             except Exception:  # a subscriber's bug must not undo or block a change
-                log.exception("registry listener %r failed on %s", listener, event.kind.value)
+                logs.listener_failed(listener, event.kind.value)
 
-    # -- the management domain (DESIGN §1, §4 migration) ------------------------------------
+    # -- the management domain (docs/DESIGN.md §1, §4 migration) ------------------------------------
 
     def enable_lock_optimization(self) -> None:
         """Create the management registry (snapshots are then built from it, outside
@@ -430,7 +454,7 @@ class NodeRegistry:
     # -- selection ---------------------------------------------------------------------
 
     def _fast(self, job: JobRequest | None = None) -> bool:
-        """Whether this call runs the compiled kernels (DESIGN §4 flags)."""
+        """Whether this call runs the compiled kernels (docs/DESIGN.md §4 flags)."""
         flags = self._flags
         if not (flags.use_runtime_snapshot and _compat.HAVE_HOTPATH):
             return False
@@ -464,13 +488,18 @@ class NodeRegistry:
             return [p.pool_id for p in eligible_pools(pools, src, tgt, types, self._fleet.cfg)]
 
     def select_node(self, job: JobRequest) -> Selection:
-        """Place one job (DESIGN §5) and reserve the node picked, if any."""
+        """Place one job (docs/DESIGN.md §5) and reserve the node picked, if any."""
         _require(job, JobRequest, "job", InvalidRequestError)
         fast_path = self._fast(job)
         if self._flags.shadow_compare:
             self._shadow(job, serve_fast=fast_path)
         if fast_path:
-            return self._select_fast(job)
+            if next(self._select_ticks) % FAST_TIMING_SAMPLE:
+                return self._select_fast(job)
+            start = time.perf_counter()  # one call in FAST_TIMING_SAMPLE is timed
+            selection = self._select_fast(job)
+            self._metrics.observe("select_fast_sampled_s", time.perf_counter() - start)
+            return selection
         return self._select_legacy(job)
 
     select_node_with_types_two_level_excluding_with_breakdown = select_node
@@ -501,7 +530,7 @@ class NodeRegistry:
         self._metrics.inc("selections_failed")
         self._metrics.inc(f"failed.{reason}")
 
-    # -- sessions (DESIGN §5, pool order) ---------------------------------------------
+    # -- sessions (docs/DESIGN.md §5, pool order) ---------------------------------------------
 
     @property
     def sessions(self) -> SessionRuntimeManager:
@@ -544,7 +573,9 @@ class NodeRegistry:
 
     def _finish(self, selection: Selection, node: NodeRecord | None, now: float) -> Selection:
         """Count the selection; give a reserved node's selection its token."""
+        self._metrics.inc("selections_legacy")  # the fast path's share is the rest
         if node is None:
+            self._metrics.inc("selections_failed_legacy")
             self._count_failure(selection.breakdown.top_reason)
             return selection
         self._metrics.inc("selections")
@@ -574,9 +605,9 @@ class NodeRegistry:
         self._metrics.inc("shadow_compared")
         if other_legacy.decision() != other_fast.decision():
             self._metrics.inc("shadow_mismatch")
-            log.warning(
-                "shadow_compare: fast and legacy paths differ for %s -> %s (session %s): fast %s | legacy %s",
-                job.src_lang, job.tgt_lang, job.session_id, other_fast.explain(), other_legacy.explain(),
+            logs.shadow_mismatch(
+                job.src_lang, job.tgt_lang, job.session_id, "fast" if serve_fast else "legacy",
+                other_fast.node_id, other_legacy.node_id, other_fast.explain(), other_legacy.explain(),
             )
 
     def select_node_from_pool(
@@ -690,23 +721,49 @@ class NodeRegistry:
             return problems
 
     def metrics(self) -> dict:
-        """Counters and histograms (select latency, lock wait) plus current sizes."""
+        """Counters, histograms (select latency, lock waits) and current sizes.
+
+        Every key is described in ``docs/OPERATIONS.md``. A gauge that the
+        path in use does not keep is ``None`` (not 0 or -1): ``snapshot_version``
+        before any snapshot was built, ``management_in_sync`` without the
+        management registry, ``sessions`` without the session runtime.
+        """
         with self._locked("metrics"):
             out = self._metrics.snapshot()
-            nodes = self._fleet.nodes.values()
             snap = self._publisher.current
+            connected = [r for r in self._fleet.nodes.values() if not r.disconnected]
+            by_status = Counter(r.status.value for r in connected)
+            flags = self._flags
             out["gauges"] = {
-                "nodes": sum(1 for r in nodes if not r.disconnected),
-                "nodes_ready": sum(1 for r in nodes if r.status is NodeStatus.READY and not r.disconnected),
+                "nodes": len(connected),
+                "nodes_ready": by_status[NodeStatus.READY.value],
+                "nodes_by_status": {s.value: by_status[s.value] for s in NodeStatus},
                 "pools": len(self._fleet.pools),
                 "generated_pools": len(self._fleet.generated),
                 "reservations": len(self._reservations),
-                "sessions": len(self._sessions),
+                "sessions": len(self._sessions) if flags.use_session_runtime else None,
                 "topology_version": self._fleet.topology_version,
-                "snapshot_version": -1 if snap is None else snap.version,
-                "management_in_sync": self._mirror.serving(self._flags),
+                "snapshot_version": None if snap is None else snap.version,
+                "management_in_sync": (
+                    not self._mirror.stale
+                    if self._mirror.exists and flags.use_management_registry
+                    else None
+                ),
+                "path": "fast" if self._fast() else "legacy",
             }
             return out
+
+
+def _log_status_changes(
+    pairs: list[tuple[str, Heartbeat]], befores: list[NodeStatus], statuses: list[NodeStatus]
+) -> None:
+    """Log each status change of a burst once (a node may beat twice in one burst)."""
+    last: dict[str, NodeStatus] = {}
+    for (node_id, _), before, status in zip(pairs, befores, statuses):
+        before = last.get(node_id, before)
+        last[node_id] = status
+        if status is not before:
+            logs.node_status_changed(node_id, before, status, "heartbeat")
 
 
 def _heartbeat_pairs(beats: Iterable[tuple[str, Heartbeat]]) -> list[tuple[str, Heartbeat]]:

@@ -35,7 +35,7 @@ _NF_PUBLIC = 2
 
 @dataclass(frozen=True, eq=False)
 class RuntimeSnapshot:
-    """One immutable snapshot generation (DESIGN §1 runtime domain)."""
+    """One immutable snapshot generation (docs/DESIGN.md §1 runtime domain)."""
 
     version: int
     cfg: Phase3Config

@@ -1,4 +1,4 @@
-"""The fast path: DESIGN §5 run by the compiled kernels over a ``RuntimeSnapshot``.
+"""The fast path: docs/DESIGN.md §5 run by the compiled kernels over a ``RuntimeSnapshot``.
 
 This module only translates: a ``JobRequest`` into the snapshot's integers
 (language ids, node and pool indices, the routing key), and the kernel's

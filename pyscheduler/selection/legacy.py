@@ -1,4 +1,4 @@
-"""The reference scheduler: DESIGN §5 written as plainly as possible.
+"""The reference scheduler: docs/DESIGN.md §5 written as plainly as possible.
 
 Stages, each one function: eligible pools → pool order → window → node
 checks → pick. (Reserving is the registry's: it owns the counters.) The
@@ -64,7 +64,7 @@ class PoolPlan:
 
 
 def plan_pools(fleet: Fleet, job: JobRequest, bound_pool: int | None = None) -> PoolPlan:
-    """Stages 1–2: the eligible pools of the job, then their order (DESIGN §5)."""
+    """Stages 1–2: the eligible pools of the job, then their order (docs/DESIGN.md §5)."""
     cfg = fleet.cfg
     if not cfg.two_level or not fleet.pools:
         return PoolPlan((None,), None)
@@ -122,7 +122,7 @@ def sample_window(members: Sequence[str], key: str, size: int) -> Sequence[str]:
 
 
 def check_node(node: NodeRecord, job: JobRequest, fleet: Fleet, now: float) -> Reason | None:
-    """Stage 4: the first check the node fails, in DESIGN §5 order, or ``None``."""
+    """Stage 4: the first check the node fails, in docs/DESIGN.md §5 order, or ``None``."""
     cfg = fleet.cfg
     if node.node_id in job.exclude_node_ids:
         return Reason.EXCLUDED

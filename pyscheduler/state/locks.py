@@ -4,23 +4,22 @@
 (one reusable guard per call site) that holds the lock; the wait goes to the
 histogram ``<name>_lock_wait_s`` and the hold time to
 ``<name>_lock_hold_s``. A wait over ``SLOW_WAIT_S`` is counted per site and
-logged as a warning naming the site — the symptom the system this replaces
+logged (after the release) as a warning naming the site — the symptom the system this replaces
 suffered from (dispatch waits of 1–3 s behind one lock).
 """
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 
+from . import logs
 from .metrics import Metrics
 
 __all__ = ["TimedLock", "SLOW_WAIT_S"]
 
 SLOW_WAIT_S = 0.010
 _now = time.perf_counter
-log = logging.getLogger("pyscheduler.locks")
 
 
 class TimedLock:
@@ -51,12 +50,13 @@ class TimedLock:
         return self._lock.locked()
 
     def _slow_wait(self, site: str, waited: float) -> None:
+        """Count a slow wait and log it (called after the lock is released)."""
         self._metrics.inc(f"slow_lock_wait.{self.name}.{site}")
-        log.warning("%s lock: waited %.1f ms in %s", self.name, waited * 1e3, site)
+        logs.slow_lock_wait(self.name, site, waited)
 
 
 class _Guard:
-    __slots__ = ("_owner", "_site", "_lock", "_wait", "_hold", "_held_since")
+    __slots__ = ("_owner", "_site", "_lock", "_wait", "_hold", "_held_since", "_slow_wait_s")
 
     def __init__(self, owner: TimedLock, site: str) -> None:
         self._owner = owner
@@ -65,6 +65,7 @@ class _Guard:
         self._wait = owner._wait
         self._hold = owner._hold
         self._held_since = 0.0  # written and read only by the holder
+        self._slow_wait_s = 0.0  # a slow wait to report once the lock is released (holder only)
 
     def __enter__(self) -> None:
         lock = self._lock
@@ -76,9 +77,14 @@ class _Guard:
             waited = _now() - start
             self._wait.observe(waited)
             if waited > SLOW_WAIT_S:
-                self._owner._slow_wait(self._site, waited)
+                self._slow_wait_s = waited
         self._held_since = _now()
 
     def __exit__(self, *exc: object) -> None:
         self._hold.observe(_now() - self._held_since)
+        slow = self._slow_wait_s
+        if slow:
+            self._slow_wait_s = 0.0
         self._lock.release()
+        if slow:  # logged outside the lock: a slow handler must not lengthen the hold
+            self._owner._slow_wait(self._site, slow)

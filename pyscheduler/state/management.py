@@ -1,4 +1,4 @@
-"""The management domain (DESIGN §1): the node and pool state snapshots are built from.
+"""The management domain (docs/DESIGN.md §1): the node and pool state snapshots are built from.
 
 ``ManagementRegistry`` keeps ``ManagementState`` behind one lock that is held
 only for O(1)-per-node updates (a node's entry and its membership diff) or a

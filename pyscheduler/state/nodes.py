@@ -1,4 +1,4 @@
-"""One node's mutable registry state and its lifecycle (DESIGN §6).
+"""One node's mutable registry state and its lifecycle (docs/DESIGN.md §6).
 
 :class:`NodeRecord` is owned by whichever structure holds the node (the
 legacy registry, later the management state) and is only touched under that

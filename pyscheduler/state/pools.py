@@ -1,4 +1,4 @@
-"""Pools as sets of nodes (DESIGN §5, §6): which pools a job may use, which pools a
+"""Pools as sets of nodes (docs/DESIGN.md §5, §6): which pools a job may use, which pools a
 node belongs to, and the language pools generated from the fleet.
 
 Everything here is a pure function of plain data (or, for
@@ -100,7 +100,7 @@ def node_pools(
     lookup: PoolLookup,
     membership: str,
 ) -> tuple[int, ...]:
-    """The pools a node belongs to (DESIGN §6, membership), sorted by id.
+    """The pools a node belongs to (docs/DESIGN.md §6, membership), sorted by id.
 
     ``all_matching``: every pool whose languages the node's set covers and whose
     required services the node has installed. ``most_specific``: of those, only

@@ -1,4 +1,4 @@
-"""Reservation tokens (DESIGN §5, Pick): a selection holds a place on its node
+"""Reservation tokens (docs/DESIGN.md §5, Pick): a selection holds a place on its node
 until ``commit``, ``release`` or ``reservation_ttl_s``.
 
 The counters themselves live in the load table (both paths reserve there,

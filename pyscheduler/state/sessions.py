@@ -1,9 +1,9 @@
-"""The session domain (DESIGN §1): per-session runtime state behind per-session locks.
+"""The session domain (docs/DESIGN.md §1): per-session runtime state behind per-session locks.
 
 A session is bound, the first time it asks for a language pair, to the pool
 the pool-order rule picks for it (the affinity hash or the first eligible
 pool); later jobs of the session prefer that pool while it stays eligible
-(DESIGN §5, pool order). A pair change rebinds; a bound pool that is no
+(docs/DESIGN.md §5, pool order). A pair change rebinds; a bound pool that is no
 longer eligible is dropped, with a log line, and the session rebinds.
 
 Entries expire after ``idle_ttl_s`` without use and the table keeps at most
@@ -17,7 +17,6 @@ registry.
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -28,10 +27,9 @@ from ..domain.config import Phase3Config
 from ..domain.errors import ConfigError
 from ..domain.hashing import pool_hash
 from ..domain.model import JobRequest, ServiceType
+from . import logs
 
 __all__ = ["SessionEntry", "SessionRuntimeManager", "binding_pool"]
-
-log = logging.getLogger("pyscheduler.sessions")
 
 
 def binding_pool(eligible: Sequence[int], job: JobRequest, cfg: Phase3Config) -> int | None:
@@ -126,7 +124,7 @@ class SessionRuntimeManager:
         generation: int,
         now: float,
     ) -> tuple[SessionEntry | None, int | None]:
-        """The session's bound pool for this job, (re)binding as DESIGN §5 says.
+        """The session's bound pool for this job, (re)binding as docs/DESIGN.md §5 says.
 
         ``eligible()`` returns the job's eligible pool list (all pools when
         none is eligible and eligibility is not strict) as of snapshot
@@ -138,6 +136,7 @@ class SessionRuntimeManager:
             return None, None
         entry = self.get_or_create(job.session_id, now)
         pair = (job.src_lang, job.tgt_lang, job.required_types)
+        dropped = None
         with entry.lock:
             if entry.pair != pair:
                 entry.pair = pair
@@ -145,17 +144,15 @@ class SessionRuntimeManager:
             elif entry.checked_generation == generation:
                 return entry, entry.bound_pool
             pools = eligible()
-            if entry.bound_pool is not None:
-                if entry.bound_pool not in pools:
-                    log.info(
-                        "session %s: bound pool %s is no longer eligible for %s -> %s; rebinding",
-                        job.session_id, entry.bound_pool, job.src_lang, job.tgt_lang,
-                    )
-                    entry.bound_pool = None
+            if entry.bound_pool is not None and entry.bound_pool not in pools:
+                dropped, entry.bound_pool = entry.bound_pool, None
             if entry.bound_pool is None:
                 entry.bound_pool = binding_pool(pools, job, cfg)
             entry.checked_generation = generation
-            return entry, entry.bound_pool
+            bound = entry.bound_pool
+        if dropped is not None:  # logged outside the entry lock
+            logs.session_rebound(job.session_id, dropped, job.src_lang, job.tgt_lang)
+        return entry, bound
 
     @staticmethod
     def record(entry: SessionEntry | None, node_id: str | None) -> None:

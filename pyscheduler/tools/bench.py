@@ -1,4 +1,4 @@
-"""``pyscheduler bench``: the figures of DESIGN §8, fast and legacy in the same run.
+"""``pyscheduler bench``: the figures of docs/DESIGN.md §8, fast and legacy in the same run.
 
 Per workload: single-call ``select_node`` latency (p50/p99) on each path and
 their ratio, batch decisions per second, load-only heartbeat latency,
@@ -45,7 +45,7 @@ DEFAULT_CALLS = {"small": 20_000, "10k": 20_000, "100k": 10_000}
 LEGACY_CALLS = {"small": 5_000, "10k": 1_000, "100k": 200}
 BATCH_JOBS = 10_000
 FAST_PATH = MigrationFlags(use_runtime_snapshot=True, use_lang_index=True)
-"""The selection path DESIGN §8 budgets: the kernels over the snapshot. Session
+"""The selection path docs/DESIGN.md §8 budgets: the kernels over the snapshot. Session
 runtime (pool binding per session) is a behaviour change measured apart:
 ``bench --contention`` runs everything on."""
 _CLOCK_NOW = 1_000.0  # a fixed clock: nothing goes stale while we measure
@@ -53,7 +53,7 @@ _CLOCK_NOW = 1_000.0  # a fixed clock: nothing goes stale while we measure
 
 @dataclass(frozen=True)
 class BenchResult:
-    """The DESIGN §8 figures for one workload (times in microseconds unless named)."""
+    """The docs/DESIGN.md §8 figures for one workload (times in microseconds unless named)."""
 
     workload: str
     nodes: int
@@ -104,7 +104,7 @@ def _batch_rate(registry: NodeRegistry, jobs: Sequence[JobRequest], rounds: int 
 
 
 def _publish_ms(registry: NodeRegistry, workload: Workload, rounds: int = 3) -> float:
-    """Median time to publish a new generation after a registration (DESIGN §8,
+    """Median time to publish a new generation after a registration (docs/DESIGN.md §8,
     topology publish): register a copy of a node, then take the snapshot."""
     template = workload.nodes[0]
     times = []
@@ -225,7 +225,7 @@ def _table(columns: Sequence[tuple[str, str, str]], results: Sequence[object]) -
     return "\n".join(text_table([header, *rows], right=range(len(header))))
 
 
-# -- contention: dispatch latency during a heartbeat storm (issue 4) -----------------------
+# -- contention: dispatch latency during a heartbeat storm -----------------------
 
 STORM_BATCH = 8  # heartbeats applied between two yields of the GIL, as a network handler would
 

@@ -7,10 +7,17 @@
 - ``pyscheduler explain (--config FILE --fleet FILE | --workload NAME) --job SRC:TGT``:
   place one job and show every pool tried with its rejection breakdown.
 - ``pyscheduler validate-config FILE``: load a Phase3 TOML config, print
-  ``OK: N pools`` or the error.
+  ``OK: N pools`` or the error, and warn about unknown language codes and
+  empty configs.
 
-Exit status: 0 success, 1 invalid input (bad config, fleet or job), 2 usage
-error. Errors print one line on stderr, never a traceback.
+Exit status, one per kind of failure (:data:`EXIT_STATUS`, printed by
+``--help``): 0 success, 1 invalid input (a config, fleet or file that cannot
+be read or is refused; warnings under ``validate-config --strict``), 2 usage
+(arguments missing, malformed or contradicting each other, ``--job``
+included), 3 unavailable (an optional dependency or service is missing:
+matplotlib, redis-server or Redis, the compiled extension), 130 interrupted,
+141 output closed early (a pipe). Errors print one line on stderr, never a
+traceback.
 """
 
 from __future__ import annotations
@@ -25,18 +32,45 @@ from typing import NoReturn, TextIO
 
 from ..domain.config import Phase3Config
 from ..domain.errors import InvalidRequestError, SchedulerError
+from ..domain.language_codes import unknown_languages
+from ..domain.languages import normalize_lang
 from ..domain.model import CORE_TYPES, JobRequest, Selection, parse_service_types
+from ..selection.fast import FastPathUnavailable
+from .engines import ENGINES, default_engine
 from .report import text_table
-from .simulation import ENGINES, SimulationReport, VirtualClock, simulate
+from .simulation import SimulationReport, VirtualClock, simulate
 from .workloads import WORKLOADS, build_registry, make_workload
 
-__all__ = ["build_parser", "format_report", "format_selection", "main"]
+__all__ = ["EXIT_STATUS", "build_parser", "config_warnings", "format_report", "format_selection", "main"]
 
 PROG = "pyscheduler"
+
+EXIT_OK, EXIT_INVALID_INPUT, EXIT_USAGE, EXIT_UNAVAILABLE = 0, 1, 2, 3
+EXIT_INTERRUPTED, EXIT_PIPE_CLOSED = 130, 141
+
+#: Every exit status the command line uses, and what it means (shown by ``--help``).
+EXIT_STATUS: tuple[tuple[int, str], ...] = (
+    (EXIT_OK, "success"),
+    (EXIT_INVALID_INPUT, "invalid input: a config, fleet or file that cannot be read or is refused "
+                         "(and warnings under validate-config --strict)"),
+    (EXIT_USAGE, "usage: arguments missing, malformed or contradicting each other (--job included)"),
+    (EXIT_UNAVAILABLE, "unavailable: an optional dependency or service is missing "
+                       "(matplotlib, redis-server or Redis, the compiled extension)"),
+    (EXIT_INTERRUPTED, "interrupted (Ctrl-C)"),
+    (EXIT_PIPE_CLOSED, "the output was closed early (e.g. piped into head)"),
+)  # fmt: skip
+
+_EPILOG = "exit status:\n" + "\n".join(f"  {code:<4} {text}" for code, text in EXIT_STATUS) + (
+    "\n\nThe design behind every figure and rule: docs/DESIGN.md in the source distribution."
+)
 
 
 class _UsageError(Exception):
     """Arguments that parse but do not fit together (exit 2)."""
+
+
+class _Unavailable(Exception):
+    """An optional dependency or service the command needs is missing (exit 3)."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -71,15 +105,22 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog=PROG,
         description="Scheduling core of a real-time speech-translation dispatcher.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(
         dest="command", metavar="COMMAND", parser_class=_Parser, required=True
     )
+    common = {"epilog": _EPILOG, "formatter_class": argparse.RawDescriptionHelpFormatter}
 
     sim = sub.add_parser(
         "simulate",
         help="run a standard workload in simulated time and report the figures",
-        description="Run a standard workload (DESIGN §8) through select_node in simulated time.",
+        description=(
+            "Run a standard workload (docs/DESIGN.md, performance budget) through select_node "
+            "in simulated time."
+        ),
+        **common,
     )
     sim.add_argument(
         "--workload", choices=WORKLOADS, default="small", help="standard workload (default: small)"
@@ -105,8 +146,10 @@ def build_parser() -> argparse.ArgumentParser:
         choices=ENGINES,
         default=None,
         help=(
-            "selection path: legacy (all flags off, the default), fast (every flag on) or "
-            "shadow (serves fast, computes legacy beside it and counts mismatches)"
+            "selection path: fast (every flag on; the default when the compiled extension is "
+            "built), legacy (every flag off; the default without it), shadow (serves legacy, "
+            "computes fast beside it and counts mismatches: the migration check) or shadow-fast "
+            "(serves fast, computes legacy beside it)"
         ),
     )
     sim.add_argument(
@@ -163,6 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
         "explain",
         help="place one job and show why each node was or was not chosen",
         description="Place one job on a fleet and print every pool tried with its breakdown.",
+        **common,
     )
     source = exp.add_argument_group("fleet (give --config and --fleet, or --workload)")
     source.add_argument(
@@ -202,12 +246,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     ben = sub.add_parser(
         "bench",
-        help="measure the DESIGN §8 figures, fast and legacy path in the same run",
+        help="measure the performance-budget figures, fast and legacy path in the same run",
         description=(
-            "Single-call select_node p50/p99 on the fast and legacy paths and their ratio, "
+            "The figures of the performance budget (docs/DESIGN.md): single-call select_node "
+            "p50/p99 on the fast and legacy paths and their ratio, "
             "batch decisions/s (end to end, and inside the nogil kernel), load-only heartbeat "
             "latency, snapshot build time and bytes per node. Needs the compiled extension."
         ),
+        **common,
     )
     ben.add_argument(
         "--workload",
@@ -252,9 +298,30 @@ def build_parser() -> argparse.ArgumentParser:
     val = sub.add_parser(
         "validate-config",
         help="check a Phase3 config TOML file",
-        description="Load a Phase3 config TOML file; print 'OK: N pools' or the error (exit 1).",
+        description=(
+            "Load a Phase3 config TOML file; print 'OK: N pools' or the error (exit 1). "
+            "Warns (on stderr) about an empty file, a config without pools, and language "
+            "codes that are neither ISO 639-1 nor common BCP-47 tags (e.g. a typo like 'cn')."
+        ),
+        **common,
     )
     val.add_argument("file", metavar="FILE")
+    val.add_argument(
+        "--allow-language",
+        action="extend",
+        nargs="+",
+        default=[],
+        metavar="CODE",
+        help="a custom language code your fleet uses: not warned about (repeatable)",
+    )
+    val.add_argument(
+        "--allow-custom-languages",
+        action="store_true",
+        help="do not check language codes at all",
+    )
+    val.add_argument(
+        "--strict", action="store_true", help="treat warnings as errors (exit 1)"
+    )
     val.set_defaults(func=_cmd_validate)
     return parser
 
@@ -273,7 +340,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{PROG} {args.command}: error: {exc} (see {PROG} {args.command} --help)",
             file=sys.stderr,
         )
-        return 2
+        return EXIT_USAGE
     except BrokenPipeError:
         # The reader went away (``| head``): stop quietly, and keep the interpreter's
         # final flush of stdout from raising again.
@@ -282,13 +349,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             os.dup2(devnull, sys.stdout.fileno())
         except (OSError, ValueError):
             pass
-        return 1
+        return EXIT_PIPE_CLOSED
+    except (_Unavailable, FastPathUnavailable) as exc:
+        print(f"{PROG} {args.command}: error: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
     except (SchedulerError, ValueError, OSError) as exc:
         print(f"{PROG} {args.command}: error: {_one_line(exc)}", file=sys.stderr)
-        return 1
+        return EXIT_INVALID_INPUT
     except KeyboardInterrupt:
         print(f"{PROG} {args.command}: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
 
 
 def _cmd_bench(args: argparse.Namespace, out: TextIO) -> int:
@@ -346,8 +416,7 @@ def _cmd_simulate(args: argparse.Namespace, out: TextIO) -> int:
         try:
             check_plotting()  # before the run, not after it
         except PlotUnavailable as exc:
-            print(f"{PROG} simulate: error: {exc}", file=sys.stderr)
-            return 1
+            raise _Unavailable(exc) from None
     with _SimulationProgress(sys.stderr) as progress:
         report = simulate(
             args.workload,
@@ -355,7 +424,7 @@ def _cmd_simulate(args: argparse.Namespace, out: TextIO) -> int:
             args.seed,
             heartbeats=not args.no_heartbeats,
             job_interval_s=None if args.job_interval_ms is None else args.job_interval_ms / 1000.0,
-            engine=engine or "legacy",
+            engine=engine or default_engine(),
             heartbeat_interval_s=args.heartbeat_interval,
             sessions=args.sessions,
             fail_rate=args.fail_rate,
@@ -452,6 +521,7 @@ def format_report(report: SimulationReport, top: int = 10) -> str:
             f"workload {report.workload} (seed {report.seed}): {report.nodes} nodes, "
             f"{report.pools} pools, engine {report.engine} (path {report.path})"
         ),
+        f"  engine         {report.engine}: {report.serves}",
         f"  jobs           {report.jobs} ({report.successes} placed, {report.failures} not placed)",
         f"  success rate   {report.success_rate * 100:.2f} %",
         f"  decisions/s    {report.decisions_per_s:,.0f} (jobs / real time inside select_node)",
@@ -528,23 +598,27 @@ def format_report(report: SimulationReport, top: int = 10) -> str:
 
 
 def _parse_job(args: argparse.Namespace) -> JobRequest:
+    """The job of ``--job`` and its options; a bad one is a usage error (exit 2)."""
     parts = args.job.split(":")
     if len(parts) != 2:
-        raise InvalidRequestError(f"--job must be SRC:TGT (e.g. zh:en), got {args.job!r}")
-    types = CORE_TYPES
-    if args.types is not None:
-        names = [t for t in args.types.replace("|", ",").split(",") if t.strip()]
-        types = parse_service_types(names, "--types", InvalidRequestError)
-    return JobRequest(
-        parts[0],
-        parts[1],
-        required_types=types,
-        session_id=args.session,
-        tenant_id=args.tenant,
-        routing_key=args.routing_key,
-        exclude_node_ids=frozenset(args.exclude),
-        public=not args.private,
-    )
+        raise _UsageError(f"--job must be SRC:TGT (e.g. zh:en), got {args.job!r}")
+    try:
+        types = CORE_TYPES
+        if args.types is not None:
+            names = [t for t in args.types.replace("|", ",").split(",") if t.strip()]
+            types = parse_service_types(names, "--types", InvalidRequestError)
+        return JobRequest(
+            parts[0],
+            parts[1],
+            required_types=types,
+            session_id=args.session,
+            tenant_id=args.tenant,
+            routing_key=args.routing_key,
+            exclude_node_ids=frozenset(args.exclude),
+            public=not args.private,
+        )
+    except InvalidRequestError as exc:
+        raise _UsageError(_one_line(exc)) from None
 
 
 def _cmd_explain(args: argparse.Namespace, out: TextIO) -> int:
@@ -567,8 +641,22 @@ def _cmd_explain(args: argparse.Namespace, out: TextIO) -> int:
         source = f"fleet {args.fleet} ({len(entries)} nodes), config {args.config or '(defaults)'}"
     selection = registry.select_node(job)
     names = {p.pool_id: p.name for p in registry.pools()}
-    out.write(format_selection(selection, job, source, names))
+    out.write(format_selection(selection, job, source, names, _pool_plan(registry, job)))
     return 0
+
+
+def _pool_plan(registry, job: JobRequest) -> str:
+    """How the pools to try were chosen, in words (the case the breakdown cannot show)."""
+    cfg = registry.phase3_config
+    pools = registry.pools()
+    pair = f"{job.src_lang}\u2192{job.tgt_lang}"
+    if not cfg.two_level or not pools:
+        return "single-level: no pools in use, every node is a candidate"
+    if registry.select_eligible_pools(job.src_lang, job.tgt_lang, job.required_types):
+        return ""
+    if cfg.strict_pool_eligibility:
+        return f"no pool admits {pair}; strict pool eligibility: the job is refused (no_eligible_pool)"
+    return f"no pool admits {pair}; falling back to all pools"
 
 
 def format_selection(
@@ -576,8 +664,10 @@ def format_selection(
     job: JobRequest,
     source: str = "",
     pool_names: dict[int, str] | None = None,
+    plan: str = "",
 ) -> str:
-    """What ``pyscheduler explain`` prints for one selection."""
+    """What ``pyscheduler explain`` prints for one selection (``plan``: how the
+    pools were chosen, when no pool admitted the pair)."""
     types = "|".join(t.name for t in type(job.required_types) if t in job.required_types and t.name)
     lines = []
     if source:
@@ -591,6 +681,8 @@ def format_selection(
         lines.append(f"selected {selection.node_id} from {where}")
     else:
         lines.append(f"no node selected (top reason: {selection.breakdown.top_reason})")
+    if plan:
+        lines.append(plan)
     preferred = "-" if selection.preferred_pool is None else str(selection.preferred_pool)
     lines.append(
         f"preferred pool {preferred}, fallback {'yes' if selection.fallback_used else 'no'}, "
@@ -621,8 +713,58 @@ def format_selection(
 
 def _cmd_validate(args: argparse.Namespace, out: TextIO) -> int:
     cfg = Phase3Config.from_toml(args.file)
+    warnings = config_warnings(cfg, args.file, _allowed_languages(args.allow_language),
+                               check_languages=not args.allow_custom_languages)  # fmt: skip
+    for warning in warnings:
+        print(f"{PROG} validate-config: warning: {warning}", file=sys.stderr)
+    if warnings and args.strict:
+        print(f"{PROG} validate-config: error: {len(warnings)} warning(s) and --strict",
+              file=sys.stderr)  # fmt: skip
+        return EXIT_INVALID_INPUT
     out.write(f"OK: {len(cfg.pools)} pools\n")
-    return 0
+    return EXIT_OK
+
+
+def _allowed_languages(codes: list[str]) -> frozenset[str]:
+    try:
+        return frozenset(normalize_lang(c, "--allow-language", InvalidRequestError) for c in codes)
+    except InvalidRequestError as exc:
+        raise _UsageError(_one_line(exc)) from None
+
+
+def _empty_toml(path: str) -> bool:
+    """Whether a (readable, well-formed) TOML file holds no key at all."""
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10
+        import tomli as tomllib
+    with open(path, "rb") as fh:
+        return not tomllib.load(fh)
+
+
+def config_warnings(
+    cfg: Phase3Config, path: str, allowed: frozenset[str] = frozenset(), *, check_languages: bool = True
+) -> list[str]:
+    """What ``validate-config`` warns about: an empty file, no pools, unknown language codes."""
+    warnings = []
+    if _empty_toml(path):
+        warnings.append(f"{path} is empty: every setting keeps its default and no pool is configured")
+    elif not cfg.pools and not cfg.auto_generate_language_pools:
+        warnings.append(
+            "no pools are configured and auto_generate_language_pools is off: "
+            "every job is placed single-level, over all nodes"
+        )
+    if check_languages:
+        for pool in cfg.pools:
+            codes = [*pool.languages, *(c for pair in (*pool.nmt_pairs, *pool.blocked_pairs) for c in pair)]
+            unknown = unknown_languages(codes, allowed)
+            if unknown:
+                warnings.append(
+                    f"pool {pool.pool_id} ({pool.name}): unknown language code(s) {', '.join(unknown)} "
+                    "(not ISO 639-1 or a common BCP-47 tag; allow custom codes with "
+                    "--allow-language CODE or --allow-custom-languages)"
+                )
+    return warnings
 
 
 # -- cluster: simulate --instances, bench --cluster -------------------------------------------------
@@ -657,12 +799,11 @@ def _cmd_simulate_cluster(args: argparse.Namespace, out: TextIO) -> int:
             args.seed,
             instances=args.instances,
             redis_url=args.redis,
-            engine=engine,
+            engine=engine or default_engine(),
             heartbeats=not args.no_heartbeats,
         )
     except ClusterSetupError as exc:
-        print(f"{PROG} simulate: error: {exc}", file=sys.stderr)
-        return 1
+        raise _Unavailable(exc) from None
     if args.json:
         json.dump(report.to_dict(), out, indent=2)
         out.write("\n")
@@ -678,8 +819,7 @@ def _cmd_bench_cluster(args: argparse.Namespace, out: TextIO) -> int:
     try:
         report = bench_cluster(args.redis, events=args.calls or 40_000)
     except ClusterSetupError as exc:
-        print(f"{PROG} bench: error: {exc}", file=sys.stderr)
-        return 1
+        raise _Unavailable(exc) from None
     if args.json:
         json.dump(report.to_dict(), out, indent=2)
         out.write("\n")

@@ -100,13 +100,22 @@ def redis_for(url: str | None) -> Iterator[tuple[str, str]]:
 
 
 def _flags(engine: str | None) -> Any:
-    from ..domain.flags import MigrationFlags
+    """The flags of an engine name (the one map :mod:`pyscheduler.tools.engines` keeps)."""
+    from .engines import default_engine, engine_flags
 
-    if engine in (None, "legacy"):
-        return None
-    if engine == "shadow":
-        return replace(MigrationFlags.all_on(), shadow_compare=True)
-    return MigrationFlags.all_on()
+    return engine_flags(engine or default_engine())
+
+
+def _default_engine() -> str:
+    from .engines import default_engine
+
+    return default_engine()
+
+
+def _describe(engine: str) -> str:
+    from .engines import describe_engine
+
+    return describe_engine(engine)
 
 
 def _run_processes(target: Any, count: int, make_args: Any, timeout: float) -> list[dict]:
@@ -302,7 +311,7 @@ def simulate_cluster(
         nodes=len(wl.nodes),
         pools=rows[0]["pools"],
         redis=described,
-        engine=engine or "legacy",
+        engine=engine or _default_engine(),
         converged_s=max(r["converged_s"] for r in rows),
         instances=reports,
         delay_ms=summary(delays, 1e3),
@@ -532,6 +541,7 @@ def format_cluster_report(report: ClusterSimReport) -> str:
             f"cluster: {len(report.instances)} dispatcher processes sharing workload {report.workload} "
             f"(seed {report.seed}): {report.nodes} nodes, {report.pools} pools, engine {report.engine}"
         ),
+        f"  engine         {report.engine}: {_describe(report.engine)} on every instance",
         f"  redis          {report.redis}",
         f"  converged      every node visible on every instance {report.converged_s:.3f} s after registration began",
         (

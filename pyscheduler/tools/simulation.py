@@ -45,6 +45,7 @@ import numpy as np
 from ..domain.flags import MigrationFlags
 from ..domain.model import Heartbeat, Reason
 from ..registry.node_registry import NodeRegistry
+from .engines import ENGINES, describe_engine, engine_flags
 from .report import percentile
 from .workloads import JobStream, Workload, build_registry, make_workload
 
@@ -68,25 +69,8 @@ TARGET_LOAD = 0.5
 
 _COMPLETION, _HEARTBEAT, _SWEEP, _FAILURE = 0, 1, 2, 3
 
-#: The selection engines ``simulate(engine=...)`` and ``pyscheduler simulate
-#: --engine`` know: ``legacy`` (all flags off), ``fast`` (every flag on) and
-#: ``shadow`` (serves the fast path, computes the legacy one beside it and counts
-#: every decision where they differ).
-ENGINES: tuple[str, ...] = ("legacy", "fast", "shadow")
-
 #: Points of the timeline a run samples (at most; fewer for short runs).
 TIMELINE_POINTS = 200
-
-
-def engine_flags(engine: str) -> MigrationFlags:
-    """The migration flags of an engine name (one of :data:`ENGINES`)."""
-    if engine == "legacy":
-        return MigrationFlags()
-    if engine == "fast":
-        return MigrationFlags.all_on()
-    if engine == "shadow":
-        return MigrationFlags(use_runtime_snapshot=True, use_lang_index=True, shadow_compare=True)
-    raise ValueError(f"unknown engine {engine!r}; known engines: {', '.join(ENGINES)}")
 
 
 class VirtualClock:
@@ -246,6 +230,16 @@ class SimulationReport:
         return self.jobs - self.successes
 
     @property
+    def serves(self) -> str:
+        """Which path answered the jobs and, in shadow mode, which was computed beside it."""
+        if self.engine in ENGINES:
+            return describe_engine(self.engine)
+        if self.shadow_compared is not None:
+            other = "legacy" if self.path == "fast" else "fast"
+            return f"serves {self.path}, computes {other} beside it and counts mismatches"
+        return f"serves {self.path}"
+
+    @property
     def success_rate(self) -> float:
         return self.successes / self.jobs if self.jobs else 0.0
 
@@ -285,6 +279,7 @@ class SimulationReport:
             "nodes_marked_by_sweep": self.nodes_marked_by_sweep,
             "pool_usage": [p.to_dict() for p in self.pool_usage],
             "engine": self.engine,
+            "serves": self.serves,
             "sessions": self.sessions,
             "heartbeat_interval_s": self.heartbeat_interval_s,
             "fail_rate": self.fail_rate,
@@ -300,6 +295,11 @@ class SimulationReport:
                 else self.timeline.to_dict([p.pool_id for p in self.busiest_pools(10)])
             ),
         }
+
+
+def _engine_name(flags: MigrationFlags) -> str:
+    """The engine name whose flags these are, or ``custom``."""
+    return next((name for name in ENGINES if engine_flags(name) == flags), "custom")
 
 
 def _clamp(value: float) -> float:
@@ -556,7 +556,7 @@ def simulate(
         shadow_compared = int(counters.get("shadow_compared", 0))
         shadow_mismatches = int(counters.get("shadow_mismatch", 0))
     if engine is None:
-        engine = "shadow" if flags is not None and flags.shadow_compare else path
+        engine = path if flags is None else _engine_name(flags)
     usage = _pool_usage(registry, index, running, max_jobs, placed)
     return SimulationReport(
         workload=wl.name,
@@ -641,6 +641,25 @@ def check_plotting() -> None:
         ) from None
 
 
+_LINESTYLES = ("-", "--", "-.", ":")
+_MARKERS = ("o", "s", "^", "v", "D", "x", "+", "*")
+
+
+def _series_style(i: int, points: int) -> dict[str, Any]:
+    """Matplotlib keywords that keep series ``i`` apart from the others even where
+    their values coincide: its own colour, line style and marker, the markers
+    placed at a per-series offset (so identical series show every marker)."""
+    every = max(1, points // 12)
+    return {
+        "color": f"C{i % 10}",
+        "linestyle": _LINESTYLES[i % len(_LINESTYLES)],
+        "marker": _MARKERS[i % len(_MARKERS)],
+        "markevery": (min(points - 1, (i * every) // 3) if points else 0, every),
+        "markersize": 4,
+        "linewidth": 1.2,
+    }
+
+
 def plot_report(report: SimulationReport, path: str, *, pools: int = 8) -> None:
     """Write a PNG of ``report``: the latency distribution of ``select_node``, the
     load of the fleet and of its ``pools`` busiest pools over simulated time, and
@@ -701,12 +720,11 @@ def plot_report(report: SimulationReport, path: str, *, pools: int = 8) -> None:
     ax = fig.add_subplot(grid[1, :])
     util = tl.pool_utilization() * 100.0
     column = {pid: k for k, pid in enumerate(tl.pool_ids)}
-    for usage in report.busiest_pools(pools):
-        k = column.get(usage.pool_id)
-        if k is None:
-            continue
+    drawn = [u for u in report.busiest_pools(pools) if u.pool_id in column]
+    for i, usage in enumerate(drawn):
         label = "all nodes" if usage.pool_id is None else f"pool {usage.pool_id} {usage.name}"
-        ax.plot(tl.t, util[:, k], linewidth=1.0, label=f"{label} ({usage.members} nodes)")
+        ax.plot(tl.t, util[:, column[usage.pool_id]], label=f"{label} ({usage.members} nodes)",
+                **_series_style(i, len(tl.t)))  # fmt: skip
     fleet = tl.fleet_in_use / np.maximum(tl.capacity_up, 1) * 100.0
     ax.plot(tl.t, fleet, color="black", linewidth=2.5, label="whole fleet (nodes up)")
     ax.set_ylim(0, 105)

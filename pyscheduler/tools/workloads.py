@@ -1,4 +1,4 @@
-"""The standard workloads of DESIGN §8, built reproducibly from a seed.
+"""The standard workloads of docs/DESIGN.md §8, built reproducibly from a seed.
 
 A :class:`Workload` is a fleet (nodes and the heartbeat each sends first), the
 Phase3 config it runs under, and the demand model its jobs are drawn from:
@@ -140,7 +140,7 @@ _SPECS: dict[str, _Spec] = {
 
 @dataclass(frozen=True)
 class Workload:
-    """A reproducible fleet, its config and its demand model (DESIGN §8).
+    """A reproducible fleet, its config and its demand model (docs/DESIGN.md §8).
 
     ``nodes[i]`` sends ``initial_heartbeats[i]`` first. ``language_sets[k]`` is
     the language set that ``set_node_counts[k]`` nodes were given.

@@ -4,7 +4,7 @@ away) and print the resident-set growth after a warm-up, in KiB.
 Usage: python tests/isolated/select_rss.py [SELECTIONS]   (default 1,000,000)
 
 Runs in its own interpreter so nothing else in a test session moves the RSS.
-Used by tests/test_leaks.py; run it with 10,000,000 to check the DESIGN §8
+Used by tests/test_leaks.py; run it with 10,000,000 to check the docs/DESIGN.md §8
 figure "RSS growth over 10 M selections: none".
 """
 
