@@ -28,11 +28,13 @@ APPLY_BATCH = r"""
 -- A kind starting with '!' is an operator action on a node owned elsewhere
 -- (drain, disconnect, remove): it skips the owner check.
 -- Returns one verdict per operation: 'ok', 'owner' (another instance owns
--- the node) or 'missing' (no hash: the writer republishes the node whole).
+-- the node), 'missing' (no hash, or a key of another type than hash: the
+-- writer republishes the node whole) or 'replaced' (written, over a key of
+-- another type than hash that held the node's place).
 local stream, genkey, setkey = KEYS[1], KEYS[2], KEYS[3]
 local origin, maxlen = ARGV[1], ARGV[2]
 local n = #KEYS - 3
-local out, kinds, owners = {}, {}, {}
+local out, kinds, owners, wrong = {}, {}, {}, {}
 local writes = 0
 -- pass 1: the verdicts, following the owner each earlier operation of the
 -- batch leaves, so that the batch's generations can be taken at once
@@ -42,7 +44,13 @@ for i = 1, n do
   local forced = string.byte(kind, 1) == 33
   if forced then kind = string.sub(kind, 2) end
   local owner = owners[key]
-  if owner == nil then owner = redis.call('HGET', key, 'owner') end
+  if owner == nil then
+    owner = redis.pcall('HGET', key, 'owner')
+    if type(owner) == 'table' then  -- an error: the key is not a hash (garbage)
+      wrong[key] = true
+      owner = false
+    end
+  end
   local verdict = 'ok'
   if kind == 'reg' then
     owner = origin
@@ -56,16 +64,20 @@ for i = 1, n do
   else
     return redis.error_reply('unknown operation ' .. kind)
   end
+  if verdict == 'ok' and wrong[key] and (kind == 'reg' or kind == 'put' or kind == 'rm') then
+    verdict = 'replaced'  -- written over the garbage (the write deletes the key first)
+    wrong[key] = nil
+  end
   owners[key] = owner
   kinds[i] = kind
   out[i] = verdict
-  if verdict == 'ok' and kind ~= 'st' then writes = writes + 1 end
+  if verdict ~= 'owner' and verdict ~= 'missing' and kind ~= 'st' then writes = writes + 1 end
 end
 local g = 0
 if writes > 0 then g = redis.call('INCRBY', genkey, writes) - writes end
 -- pass 2: the writes
 for i = 1, n do
-  if out[i] == 'ok' then
+  if out[i] == 'ok' or out[i] == 'replaced' then
     local b = 2 + (i - 1) * 8
     local kind, id, ttl = kinds[i], ARGV[b + 2], ARGV[b + 3]
     local info, status, load, flags, at = ARGV[b + 4], ARGV[b + 5], ARGV[b + 6], ARGV[b + 7], ARGV[b + 8]
@@ -120,18 +132,28 @@ SET_CONFIG = r"""
 -- ARGV[1] expected version (0: no document yet), ARGV[2] document JSON,
 -- ARGV[3] origin, ARGV[4] stream MAXLEN, ARGV[5] time.
 -- Returns {1, new version} or {0, current version, current document, its origin}.
--- An unreadable version counts as 0, so a valid document can replace it.
-local cur = tonumber(redis.call('HGET', KEYS[1], 'version') or '0') or 0
+-- A version is the generation of the change that wrote it, so versions only
+-- grow. A stored version that is not 1 to 15 digits (no sign, no leading
+-- zero) or is above the generation counter cannot have been written here: it
+-- reads as 0, "no version", so a valid document replaces it and every
+-- instance adopts that (codec.decode_version applies the same rule).
+-- A config key of another type than hash is garbage and is deleted first.
+if redis.call('TYPE', KEYS[1]).ok ~= 'hash' then redis.call('DEL', KEYS[1]) end
+local top = tonumber(redis.call('GET', KEYS[3]) or '0') or 0
+local raw = redis.call('HGET', KEYS[1], 'version')
+local cur = 0
+if raw and #raw <= 15 and string.match(raw, '^[1-9]%d*$') and tonumber(raw) <= top then
+  cur = tonumber(raw)
+end
 if cur ~= tonumber(ARGV[1]) then
   local doc = redis.call('HGET', KEYS[1], 'doc') or ''
   local who = redis.call('HGET', KEYS[1], 'origin') or ''
   return {0, cur, doc, who}
 end
-local v = cur + 1
+local v = redis.call('INCR', KEYS[3])
 redis.call('HSET', KEYS[1], 'version', v, 'doc', ARGV[2], 'origin', ARGV[3], 'at', ARGV[5])
-local g = redis.call('INCR', KEYS[3])
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*', 'e',
-           table.concat({g, ARGV[3], ARGV[5], 'cfg', '', v}, '\31'))
+           table.concat({v, ARGV[3], ARGV[5], 'cfg', '', v}, '\31'))
 return {1, v}
 """
 

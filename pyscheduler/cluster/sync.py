@@ -559,6 +559,7 @@ class RedisClusterSync:
                 backoff = min(backoff * 2, _BACKOFF_MAX_S)
             except Exception:
                 log.exception("cluster sync %s: writer error; republishing", self.instance_id)
+                self._count("writer_errors")
                 ops = None
                 self._busy = False
                 self._republish_due = True
@@ -659,7 +660,11 @@ class RedisClusterSync:
             if verdict == b"ok":
                 continue
             node_id = op[1]
-            if verdict == b"missing":
+            if verdict == b"replaced":
+                log.warning("cluster sync %s: the key of node %s in Redis was not a hash; replaced it",
+                            self.instance_id, node_id)
+                self._count("replaced_keys")
+            elif verdict == b"missing":
                 # the hash expired or Redis lost it: republish the node whole
                 if node_id in self._owned:
                     self._queue.append(("put", node_id, None, None, time.time()))
@@ -695,8 +700,8 @@ class RedisClusterSync:
             pipe = self._w.pipeline(transaction=False)
             for node_id in chunk:
                 pipe.hget(self._k.node(node_id), "owner")
-            for node_id, owner in zip(chunk, pipe.execute()):
-                if owner == self.instance_id.encode() and node_id not in owned_set:
+            for node_id, owner in zip(chunk, pipe.execute(raise_on_error=False)):
+                if owner == self._id_bytes and node_id not in owned_set:
                     ops.append(("rm", node_id, ttl, "", "", "", "", now))
         for i in range(0, len(ops), self._batch_size):
             self._send(ops[i:i + self._batch_size])
@@ -743,7 +748,11 @@ class RedisClusterSync:
         current = int(result[1])
         doc, origin = result[2], result[3]
         if current == 0 or not doc:
-            with self._cfg_lock:  # Redis has no document (lost it): publish ours on 0
+            if doc:
+                log.error("cluster sync %s: the config version in Redis is unreadable; "
+                          "replacing the config with the local one", self.instance_id)
+                self._count("malformed")
+            with self._cfg_lock:  # Redis has no (readable) document: publish ours on 0
                 self._cfg_version = 0
                 self._cfg_base = 0
                 self._cfg_synced = None
@@ -833,6 +842,7 @@ class RedisClusterSync:
                 backoff = min(backoff * 2, _BACKOFF_MAX_S)
             except Exception:
                 log.exception("cluster sync %s: reader error; resyncing", self.instance_id)
+                self._count("reader_errors")
                 self._resync_due = True
                 self._sleep(backoff)
                 backoff = min(backoff * 2, _BACKOFF_MAX_S)
@@ -879,6 +889,11 @@ class RedisClusterSync:
                         self._fetch.add(codec.decode_node_id(parts[codec.NODE]))
                     except MalformedEntry:
                         pass
+            except Exception:
+                # a defect, not bad input: logged whole, and this entry only is lost
+                log.exception("cluster sync %s: could not apply stream entry %r",
+                              self.instance_id, entry_id)
+                self._count("apply_errors")
         if applied:
             self._count("applied", applied)
 
@@ -1008,20 +1023,37 @@ class RedisClusterSync:
         pipe = self._r.pipeline(transaction=False)
         for node_id in ids:
             pipe.hgetall(self._k.node(node_id))
-        for node_id, fields in zip(ids, pipe.execute()):
+        for node_id, fields in zip(ids, pipe.execute(raise_on_error=False)):
             if node_id in self._owned:
                 continue
             if not fields:
                 self._drop(node_id)
                 continue
-            try:
-                self._apply_state(codec.decode_node_hash(node_id, fields))
-            except MalformedEntry as exc:
-                log.warning("cluster sync %s: skipping malformed hash: %s", self.instance_id, exc)
-                self._count("malformed")
-            except SchedulerError as exc:
-                log.warning("cluster sync %s: could not apply node %s: %s", self.instance_id, node_id, exc)
+            state = self._decode_hash(node_id, fields)
+            if state is not None:
+                self._apply_remote_state(state)
         self._count("fetched", len(ids))
+
+    def _decode_hash(self, node_id: str, fields: Any) -> NodeState | None:
+        """A node hash as read by a pipeline (an error when the key is not a
+        hash); None, logged and counted, when it is malformed."""
+        try:
+            if isinstance(fields, Exception):
+                raise MalformedEntry(f"node key {node_id!r} is not a hash ({fields})")
+            return codec.decode_node_hash(node_id, fields)
+        except MalformedEntry as exc:
+            log.warning("cluster sync %s: skipping malformed hash: %s", self.instance_id, exc)
+            self._count("malformed")
+            return None
+
+    def _apply_remote_state(self, state: NodeState) -> None:
+        """:meth:`_apply_state`, logging (not raising) what the registry refuses."""
+        try:
+            self._apply_state(state)
+        except SchedulerError as exc:
+            log.warning("cluster sync %s: could not apply node %s: %s",
+                        self.instance_id, state.node_id, exc)
+            self._count("refused")
 
     def _drop(self, node_id: str) -> None:
         """A remote node is gone from Redis: remove it here."""
@@ -1077,23 +1109,17 @@ class RedisClusterSync:
             pipe = r.pipeline(transaction=False)
             for node_id in chunk:
                 pipe.hgetall(k.node(node_id))
-            for node_id, fields in zip(chunk, pipe.execute()):
+            for node_id, fields in zip(chunk, pipe.execute(raise_on_error=False)):
                 if not fields:
                     missing.append(node_id)
                     continue
-                try:
-                    states[node_id] = codec.decode_node_hash(node_id, fields)
-                except MalformedEntry as exc:
-                    log.warning("cluster sync %s: skipping malformed hash: %s", self.instance_id, exc)
-                    self._count("malformed")
+                state = self._decode_hash(node_id, fields)
+                if state is not None:
+                    states[node_id] = state
         if missing:
             self._prune(missing)  # their hashes expired
         for state in states.values():
-            try:
-                self._apply_state(state)
-            except SchedulerError as exc:
-                log.warning("cluster sync %s: could not apply node %s: %s",
-                            self.instance_id, state.node_id, exc)
+            self._apply_remote_state(state)
         for node_id in list(self._remote):
             if node_id not in states:
                 self._drop_missing(node_id, now)
@@ -1117,35 +1143,54 @@ class RedisClusterSync:
         self._drop(node_id)
 
     def _sync_config(self) -> None:
-        """Adopt Redis' config if newer; publish the local one if Redis has none."""
-        fields = self._r.hgetall(self._k.config)
+        """Adopt Redis' config if newer; publish the local one if Redis has none.
+
+        A version that does not decode (:func:`codec.decode_version`, or above the
+        generation counter: no instance wrote it) counts as no version: the
+        local config replaces the document by compare-and-set on version 0,
+        as the script reads such a version as 0 too; one instance wins that
+        race and the others adopt its document.
+        """
+        pipe = self._r.pipeline(transaction=True)
+        pipe.hgetall(self._k.config)
+        pipe.get(self._k.gen)
+        fields, top = pipe.execute(raise_on_error=False)
+        if isinstance(fields, Exception):
+            log.error("cluster sync %s: the config key in Redis is not a hash (%s); "
+                      "replacing it with the local config", self.instance_id, fields)
+            self._count("malformed")
+            fields = {}
         if not fields or not fields.get(b"doc"):
-            with self._cfg_lock:
-                self._cfg_version = 0
-                self._cfg_synced = None
-                self._cfg_dirty = True
-                self._cfg_base = 0
-            self._wake.set()
+            self._republish_config(0)
             return
         try:
             version = codec.decode_version(fields.get(b"version"))
-        except MalformedEntry as exc:
-            version = 0
-            log.error("cluster sync %s: config version in Redis unreadable (%s)", self.instance_id, exc)
+            if isinstance(top, Exception) or version > int(top or 0):
+                raise MalformedEntry(f"config version {version} is above the generation counter")
+        except (MalformedEntry, ValueError) as exc:
+            log.error("cluster sync %s: the config version in Redis is unreadable (%s); "
+                      "replacing the config with the local one", self.instance_id, exc)
+            self._count("malformed")
+            self._republish_config(0)
+            return
         try:
             cfg = codec.decode_config(fields[b"doc"])
         except MalformedEntry as exc:
             log.error("cluster sync %s: the config in Redis (version %d) is unreadable (%s); "
                       "keeping and republishing the local one", self.instance_id, version, exc)
             self._count("malformed")
-            with self._cfg_lock:
-                self._cfg_version = version
-                self._cfg_synced = None
-                self._cfg_dirty = True
-                self._cfg_base = version
-            self._wake.set()
+            self._republish_config(version)
             return
         self._adopt_config(version, cfg)
+
+    def _republish_config(self, base: int) -> None:
+        """Have the writer publish the local config over Redis' version ``base``."""
+        with self._cfg_lock:
+            self._cfg_version = base
+            self._cfg_synced = None
+            self._cfg_dirty = True
+            self._cfg_base = base
+        self._wake.set()
 
     def _reconcile(self) -> None:
         """Find the hashes that expired (their owner stopped) and the owned
