@@ -84,7 +84,7 @@ def test_dispatcher_threads_never_talk_to_redis(cluster):
     (a, sa), (b, sb) = cluster("a"), cluster("b")
     callers: set[str] = set()
     for sync in (sa, sb):
-        for client in (sync._w, sync._r):
+        for client in (sync._writer.client, sync._reader.client):
             connections = client.connection_pool
             original = connections.get_connection
 

@@ -61,6 +61,7 @@ __all__ = [
     "decode_load",
     "decode_node_hash",
     "decode_node_id",
+    "decode_owner",
     "decode_put",
     "decode_status",
     "decode_version",
@@ -252,6 +253,14 @@ def decode_node_id(value: Any) -> str:
     return node_id
 
 
+def decode_owner(value: Any) -> str:
+    """An instance id (a hash's owner, a stream entry's origin)."""
+    owner = _short(value, "instance id")
+    if not owner:
+        raise MalformedEntry("empty instance id")
+    return owner
+
+
 def decode_info(value: Any, node_id: str) -> NodeInfo:
     """The :class:`NodeInfo` of ``node_id`` from its JSON (:func:`encode_info`)."""
     data = loads_bounded(value, f"node info of {node_id!r}", MAX_INFO_BYTES)
@@ -345,9 +354,7 @@ class NodeState:
 
 def decode_node_hash(node_id: str, fields: dict) -> NodeState:
     what = f"node hash {node_id!r}"
-    owner = _short(_field(fields, b"owner", what), f"{what} owner")
-    if not owner:
-        raise MalformedEntry(f"{what}: empty owner")
+    owner = decode_owner(_field(fields, b"owner", what))
     info = decode_info(_field(fields, b"info", what), node_id)
     status = decode_status(_field(fields, b"status", what))
     load = fields.get(b"hb")
