@@ -50,6 +50,7 @@ from ..domain.model import Heartbeat, NodeInfo, NodeStatus
 __all__ = [
     "SEP",
     "EVENT_KINDS",
+    "EVENT_KINDS_BYTES",
     "FLAG_DISCONNECTED",
     "FLAG_DRAINING",
     "MalformedEntry",
@@ -79,6 +80,7 @@ __all__ = [
 
 REG, PUT, HB, DRAIN, DISC, RM, CFG = "reg", "put", "hb", "drain", "disc", "rm", "cfg"
 EVENT_KINDS = frozenset({REG, PUT, HB, DRAIN, DISC, RM, CFG})
+EVENT_KINDS_BYTES = frozenset(k.encode() for k in EVENT_KINDS)
 FLAG_DRAINING = "d"
 FLAG_DISCONNECTED = "x"
 
