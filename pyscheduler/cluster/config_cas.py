@@ -8,7 +8,9 @@ adopts what Redis holds at a resync or after a ``cfg`` stream entry
 (:meth:`ConfigSync.pull`).
 
 A version is the generation of the change that wrote it, so versions only
-grow. A stored version that does not decode (:func:`.codec.decode_version`)
+grow: a compare-and-set that finds a lower version than the one the local
+config came from publishes the local config on top of it. A stored version
+that does not decode (:func:`.codec.decode_version`)
 or is above the generation counter cannot have come from an instance: Python
 and the script both read it as "no version", and the local config replaces
 the document by compare-and-set on version 0; one instance wins, the others
@@ -57,9 +59,12 @@ class ConfigSync:
         self._ctx.queue.wake.set()
 
     def forget(self) -> None:
-        """At start: the local config is not known to be Redis' (decided at resync)."""
+        """At start, or when Redis lost its data: the local config is not known to
+        be Redis' (decided at the resync that follows)."""
         with self._lock:
+            self.version = 0
             self._synced = None
+            self._base = 0
 
     # -- the writer -----------------------------------------------------------------------
 
@@ -105,6 +110,14 @@ class ConfigSync:
                           "replacing the config with the local one", ctx.instance_id)
                 ctx.counters.count("malformed")
             self._republish(0)
+            return
+        if current < base:
+            # versions only grow: a lower one was not written by an instance (or
+            # Redis lost its data): publish the local config on top of it
+            log.error("cluster sync %s: the config version in Redis went back from %d to %d; "
+                      "replacing the config with the local one", ctx.instance_id, base, current)
+            ctx.counters.count("malformed")
+            self._republish(current)
             return
         ctx.counters.count("config_conflicts")
         try:

@@ -427,6 +427,7 @@ class Reader:
         for rec in self.remote.values():
             rec.generation = 0  # generations start again from 1
         self._grace_until = now + self._ctx.heartbeat_timeout_s()
+        self._config.forget()  # versions start again too: adopt what the resync reads
         self._writer.request_republish()
         log.warning("cluster sync %s: Redis lost its data (restart?); republishing and resyncing",
                     self._ctx.instance_id)
