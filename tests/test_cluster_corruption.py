@@ -4,7 +4,8 @@ the valid changes of the others (hypothesis, against the suite's redis-server).
 Each example starts two instances on a prefix of their own, then runs a few
 rounds: write random corruptions under the prefix - keys of the wrong Redis
 type, garbage bytes, deeply nested JSON, huge values, in node hashes, the
-node-id set, the config hash and the change stream - sometimes make every
+node-id set, the config hash, the change stream, the generation counter and
+the epoch - sometimes make every
 instance read Redis whole, then make a valid change on one instance and check
 that the other applies it (and a config change, both ways). Corruption
 accumulates over the rounds of an example.
@@ -29,9 +30,10 @@ pytestmark = pytest.mark.redis
 NESTED = b"[" * 50_000 + b"]" * 50_000
 HUGE = b"x" * (5 << 20)
 
+BIG = {"NESTED": NESTED, "HUGE": HUGE}  # drawn by name: a short repr in hypothesis' reports
 garbage = st.one_of(
     st.binary(max_size=64),
-    st.sampled_from([NESTED, HUGE, b"1e400", b"nan", b"-5", b"99999999999999999999", b"\xff\xfe",
+    st.sampled_from(["NESTED", "HUGE", b"1e400", b"nan", b"-5", b"99999999999999999999", b"\xff\xfe",
                      b'{"node_id": "g"}', b"{}", b"[]", b"", b"ready"]),
 )
 HASH_FIELDS = [b"owner", b"info", b"status", b"hb", b"hb_at", b"flags", b"g"]
@@ -40,9 +42,15 @@ HASH_FIELDS = [b"owner", b"info", b"status", b"hb", b"hb_at", b"flags", b"g"]
 @st.composite
 def corruptions(draw) -> tuple:
     """One corruption: (where, how, payload) as plain data."""
-    where = draw(st.sampled_from(["own node", "foreign node", "node set", "config", "stream"]))
+    where = draw(st.sampled_from(["own node", "foreign node", "node set", "config", "stream",
+                                  "shared key"]))
     how = draw(st.sampled_from(["wrong type", "field"]))
-    field = draw(st.sampled_from(HASH_FIELDS if where.endswith("node") else [b"version", b"doc", b"x"]))
+    if where.endswith("node"):
+        field = draw(st.sampled_from(HASH_FIELDS))
+    elif where == "shared key":
+        field = draw(st.sampled_from([b"events", b"gen", b"nodes", b"epoch"]))
+    else:
+        field = draw(st.sampled_from([b"version", b"doc", b"x"]))
     return where, how, field, draw(garbage)
 
 
@@ -65,14 +73,23 @@ class Fleet:
         self.sb.close(timeout=2.0)
         self.r.close()
 
-    def corrupt(self, where: str, how: str, field: bytes, payload: bytes) -> None:
+    def corrupt(self, where: str, how: str, field: bytes, payload: bytes | str) -> None:
         r, p = self.r, self.p
+        payload = BIG[payload] if isinstance(payload, str) else payload
         if where == "stream":
             gen = r.incr(f"{p}:gen") if how == "field" else 0  # the next generation, or a gap
             r.xadd(f"{p}:events", {"e": codec.SEP.join([str(gen).encode(), b"x", b"1", b"reg", b"g", payload])})
             return
         if where == "node set":
             r.sadd(f"{p}:nodes", payload[:300] or b"?")
+            return
+        if where == "shared key":
+            key = f"{p}:{field.decode()}"
+            if how == "wrong type":
+                r.delete(key)
+                r.hset(key, "x", payload[:300])
+            elif field in (b"gen", b"epoch"):
+                r.set(key, payload[:300])
             return
         key = {"own node": f"{p}:node:a{self.step}", "foreign node": f"{p}:node:g",
                "config": f"{p}:config"}[where]
@@ -103,7 +120,10 @@ def test_an_instance_keeps_applying_valid_changes_over_random_corruption(redis_s
     try:
         for harm, resync, new_config in rounds:
             for where, how, field, payload in harm:
-                fleet.corrupt(where, how, field, payload)
+                try:
+                    fleet.corrupt(where, how, field, payload)
+                except redis.ResponseError:
+                    pass  # Redis refused the corruption itself (e.g. SADD into a hash)
             if resync:
                 fleet.r.delete(f"{fleet.p}:epoch")  # every instance reads Redis whole
             node_id = fleet.valid_change()

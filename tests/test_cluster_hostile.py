@@ -223,3 +223,35 @@ def test_a_foreign_key_of_the_wrong_type_is_skipped_by_readers(cluster, redis_en
     a.remove_node("n1")  # and sa's writer is not blocked either (it republishes over the set)
     wait_until(lambda: c.node_ids() == [], what="removal reaches c")
     assert no_errors(sa)
+
+
+# -- the shared keys: stream, node-id set, counter, epoch, config -------------------------------
+
+
+@pytest.mark.parametrize("key, garbage", [
+    ("gen", "abc"), ("gen", "-5"), ("gen", "12345678901234567890"), ("gen", None),
+    ("events", None), ("nodes", None), ("epoch", None), ("config", None),
+])
+def test_a_shared_key_holding_garbage_is_repaired_and_sync_goes_on(cluster, redis_env, key, garbage):
+    (a, sa), (b, sb) = cluster("a"), cluster("b")
+    k = keys(redis_env)
+    r = redis_env.client
+    a.register_node_with_policy(node_info("n1"))
+    a.update_node_heartbeat("n1", beat())
+    wait_until(lambda: picks(b, "n1"))
+    if garbage is None:  # a key of another Redis type
+        r.delete(k[key])
+        r.rpush(k[key], "x")
+    else:
+        r.set(k[key], garbage)
+
+    a.register_node_with_policy(node_info("n2"))  # the writer repairs what it writes through
+    a.update_node_heartbeat("n2", beat())
+    if key != "epoch":  # (deleting the epoch is itself the resync)
+        force_resync(redis_env)  # the readers repair the rest
+    wait_until(lambda: picks(b, "n2") and picks(b, "n1"), timeout=10, what="n1 and n2 on b")
+    cfg = phase3(pool(1, ["en", "zh"]), pool(6, ["en", "ja"]))
+    b.set_phase3_config(cfg)
+    wait_until(lambda: a.phase3_config == cfg and sa.config_version == sb.config_version, timeout=10)
+    assert r.get(k["gen"]).isdigit() and r.type(k["events"]) == b"stream" and r.type(k["nodes"]) == b"set"
+    assert no_errors(sa, sb)

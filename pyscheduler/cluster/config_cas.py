@@ -49,6 +49,7 @@ class ConfigSync:
         self._synced: Phase3Config | None = None
         self.dirty = False
         self._base = 0
+        self._basis: Phase3Config | None = None  # the shared config a local change started from
 
     def local_change(self) -> None:
         """The local config changed (listener): publish it on the version it replaced."""
@@ -65,6 +66,12 @@ class ConfigSync:
             self.version = 0
             self._synced = None
             self._base = 0
+            self._remember_basis()
+
+    def _remember_basis(self) -> None:
+        """The local config is the shared one, unless a local change waits (under the lock)."""
+        if not self.dirty:
+            self._basis = self._ctx.registry.phase3_config
 
     # -- the writer -----------------------------------------------------------------------
 
@@ -88,21 +95,22 @@ class ConfigSync:
         if int(result[0]) == 1:
             self._published(int(result[1]), local)
         else:
-            self._lost(base, int(result[1]), result[2], result[3])
+            self._lost(local, base, int(result[1]), result[2], result[3])
 
     def _published(self, version: int, local: Phase3Config) -> None:
         with self._lock:
             if version > self.version:
                 self.version = version
                 self._synced = local
+                self._basis = local
             if self._ctx.registry.phase3_config == local:
                 self.dirty = False
             else:  # changed again meanwhile: publish that next, on top of ours
                 self._base = self.version
         self._ctx.counters.count("config_published")
 
-    def _lost(self, base: int, current: int, doc: bytes, origin: bytes) -> None:
-        """The compare-and-set found ``current`` (0: none readable), not ``base``."""
+    def _lost(self, attempted: Phase3Config, base: int, current: int, doc: bytes, origin: bytes) -> None:
+        """Publishing ``attempted`` on ``base`` found ``current`` (0: none readable)."""
         ctx = self._ctx
         if current == 0 or not doc:
             if doc:
@@ -128,6 +136,16 @@ class ConfigSync:
             ctx.counters.count("malformed")
             self._republish(current)
             return
+        with self._lock:
+            if cfg == self._basis or ctx.registry.phase3_config != attempted:
+                # the winner wrote the config the local change started from (e.g.
+                # every instance republishing after Redis lost its data), or the
+                # local config changed again since: publish it on top of the winner
+                self.version = self._base = current
+                self._synced = self._basis = cfg
+                self.dirty = True
+                ctx.queue.wake.set()
+                return
         log.log(
             logging.INFO if base == 0 else logging.WARNING,
             "cluster sync %s: local config lost a compare-and-set race to %s (version %d); "
@@ -176,6 +194,7 @@ class ConfigSync:
     def _republish(self, base: int) -> None:
         """Have the writer publish the local config over Redis' version ``base``."""
         with self._lock:
+            self._remember_basis()
             self.version = base
             self._synced = None
             self.dirty = True
@@ -190,8 +209,8 @@ class ConfigSync:
         """
         ctx = self._ctx
         with self._lock:
-            if version <= self.version and self._synced is not None and not force:
-                return
+            if not force and (self.dirty or (version <= self.version and self._synced is not None)):
+                return  # already applied, or a publish is due: its compare-and-set decides
             local = ctx.registry.phase3_config
             effective = cfg
             keep_local_pools = not cfg.pools and bool(local.pools)
@@ -206,7 +225,9 @@ class ConfigSync:
                 ctx.counters.count("config_applied")
             self.version = max(version, self.version) if not force else version
             self._synced = None if keep_local_pools else effective
-            self.dirty = keep_local_pools
+            self._basis = effective
+            # a local change made meanwhile (the listener found dirty set) stays due
+            self.dirty = keep_local_pools or ctx.registry.phase3_config != effective
             self._base = self.version
-        if keep_local_pools:
+        if self.dirty:
             ctx.queue.wake.set()

@@ -29,8 +29,8 @@ from .changes import NodeAction, Republish
 from .codec import MalformedEntry, NodeState
 from .config_cas import ConfigSync
 from .context import SyncContext, log
-from .redis_errors import TRANSIENT
-from .scripts import FIND_MISSING, PRUNE_IDS
+from .redis_errors import TRANSIENT, redis
+from .scripts import FIND_MISSING, PRUNE_IDS, REPAIR_KEYS
 from .writer import CHUNK, Writer, decode_ids
 
 __all__ = ["Reader", "RemoteNode"]
@@ -63,6 +63,7 @@ class Reader:
         self._reconcile_s = reconcile_s
         self._prune_script = client.register_script(PRUNE_IDS)
         self._missing_script = client.register_script(FIND_MISSING)
+        self._repair_script = client.register_script(REPAIR_KEYS)
         self.remote: dict[str, RemoteNode] = {}
         self._last_id: bytes | str = b"0-0"
         self.last_generation = 0
@@ -100,9 +101,14 @@ class Reader:
                 self.resync_due = True
                 ctx.counters.count("read_errors")
                 backoff.pause(self.stop)
-            except Exception:  # noqa: BLE001 - a defect: logged whole, then read Redis again
-                log.exception("cluster sync %s: reader error; resyncing", ctx.instance_id)
-                ctx.counters.count("reader_errors")
+            except Exception as exc:  # noqa: BLE001 - logged, then read Redis again
+                if redis is not None and isinstance(exc, redis.ResponseError):
+                    # e.g. a key of the wrong type: the resync repairs it
+                    log.error("cluster sync %s: Redis refused a read (%s); resyncing", ctx.instance_id, exc)
+                    ctx.counters.count("read_refused")
+                else:
+                    log.exception("cluster sync %s: reader error; resyncing", ctx.instance_id)
+                    ctx.counters.count("reader_errors")
                 self.resync_due = True
                 backoff.pause(self.stop)
 
@@ -374,14 +380,24 @@ class Reader:
 
     # -- resync and reconciliation --------------------------------------------------------------
 
-    def _ensure_epoch(self) -> None:
-        self.client.set(self._ctx.keys.epoch, uuid.uuid4().hex.encode(), nx=True)
+    def _repair_and_ensure_epoch(self) -> None:
+        """Delete shared keys of the wrong type (garbage), then set the epoch if
+        Redis has none."""
+        keys = self._ctx.keys
+        repaired = self._repair_script(
+            keys=[keys.events, keys.nodes, keys.gen, keys.epoch, keys.config], client=self.client
+        )
+        for key in repaired:
+            log.warning("cluster sync %s: repaired %s in Redis: it held what cluster sync never writes there",
+                        self._ctx.instance_id, key.decode(errors="replace"))
+            self._ctx.counters.count("replaced_keys")
+        self.client.set(keys.epoch, uuid.uuid4().hex.encode(), nx=True)
 
     def _resync(self) -> None:
         """Read every node hash and the config; continue the stream from there."""
         ctx = self._ctx
         keys = ctx.keys
-        self._ensure_epoch()
+        self._repair_and_ensure_epoch()
         pipe = self.client.pipeline(transaction=True)
         pipe.get(keys.epoch)
         pipe.get(keys.gen)

@@ -256,7 +256,7 @@ class RedisClusterSync:
         deadline = time.monotonic() + timeout
         try:
             target = int(writer.client.get(self._ctx.keys.gen) or 0)
-        except (*TRANSIENT, ValueError):
+        except (*TRANSIENT, redis.ResponseError, ValueError):
             return False
         while time.monotonic() < deadline:
             if reader.last_generation >= target and not reader.resync_due and reader.synced.is_set():

@@ -193,7 +193,7 @@ class Writer:
         """One script call; then act on each operation's verdict."""
         ctx = self._ctx
         keys = ctx.keys
-        script_keys = [keys.events, keys.gen, keys.nodes]
+        script_keys = [keys.events, keys.gen, keys.nodes, keys.config]
         args: list[Any] = [ctx.instance_id, ctx.stream_maxlen]
         for op in ops:
             script_keys.append(keys.node(op.node_id))
