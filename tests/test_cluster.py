@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
+from cluster_support import FAST, Make, cluster_factory, picks, status, stream, wait_until
 from helpers import beat, node_info, phase3, pool, unhealthy_beat
 
 from pyscheduler import JobRequest, NodeRegistry, NodeStatus, Phase3Config
@@ -20,59 +21,10 @@ from pyscheduler.cluster.scripts import SET_CONFIG
 
 pytestmark = pytest.mark.redis
 
-FAST = {"reconcile_interval_s": 0.1, "block_ms": 50}
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = 5.0, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            if predicate():
-                return
-        except Exception:  # e.g. UnknownNodeError before the node arrives
-            pass
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what or predicate}")
-        time.sleep(0.005)
-
-
-def stream(env) -> list[list[bytes]]:
-    """The parts of every entry of the test's change stream (see cluster/scripts.py)."""
-    return [f[b"e"].split(codec.SEP) for _, f in env.client.xrange(f"{env.prefix}:events")]
-
-
-def status(reg: NodeRegistry, node_id: str) -> NodeStatus | None:
-    try:
-        return reg.get_node(node_id).status
-    except Exception:
-        return None
-
-
-def picks(reg: NodeRegistry, node_id: str, src: str = "en", tgt: str = "zh") -> bool:
-    """Whether ``reg`` can dispatch a job to ``node_id`` (the reservation is released)."""
-    sel = reg.select_node(JobRequest(src, tgt, exclude_node_ids=frozenset(set(reg.node_ids()) - {node_id})))
-    if sel.ok:
-        reg.release(sel)
-    return sel.node_id == node_id
-
-
 @pytest.fixture
-def cluster(redis_env) -> Iterator[Callable[..., tuple[NodeRegistry, RedisClusterSync]]]:
+def cluster(redis_env) -> Iterator[Make]:
     """``make(name, cfg=None, **sync_kwargs)`` -> a started (registry, sync); all closed after."""
-    made: list[RedisClusterSync] = []
-
-    def make(name: str, cfg: Phase3Config | None = None, url: str | None = None, **kw):
-        reg = NodeRegistry(cfg if cfg is not None else phase3(pool(1, ["en", "zh"])))
-        options = {**FAST, **kw}
-        sync = RedisClusterSync(reg, url or redis_env.url, instance_id=name, prefix=redis_env.prefix, **options)
-        made.append(sync)
-        sync.start()
-        assert sync.wait_synced(10), f"{name} did not sync"
-        return reg, sync
-
-    yield make
-    for sync in made:
-        sync.close(timeout=2.0)
+    yield from cluster_factory(redis_env)
 
 
 # -- convergence ------------------------------------------------------------------------------
@@ -132,7 +84,7 @@ def test_dispatcher_threads_never_talk_to_redis(cluster):
     (a, sa), (b, sb) = cluster("a"), cluster("b")
     callers: set[str] = set()
     for sync in (sa, sb):
-        for client in (sync._w, sync._r):
+        for client in (sync._writer.client, sync._reader.client):
             connections = client.connection_pool
             original = connections.get_connection
 
@@ -245,9 +197,10 @@ def test_config_compare_and_set_script_refuses_a_stale_version(cluster, redis_en
     keys = [f"{redis_env.prefix}:config", f"{redis_env.prefix}:events", f"{redis_env.prefix}:gen"]
     v = sa.config_version
     doc = codec.encode_config(phase3(pool(3, ["en", "de"])))
-    assert script(keys=keys, args=[v, doc, "x", 1000, time.time()]) == [1, v + 1]
+    ok, new = script(keys=keys, args=[v, doc, "x", 1000, time.time()])
+    assert ok == 1 and new > v  # a version is the generation of its change: it only grows
     lost = script(keys=keys, args=[v, doc, "y", 1000, time.time()])
-    assert lost[:2] == [0, v + 1] and lost[3] == b"x"
+    assert lost[:2] == [0, new] and lost[3] == b"x"
     wait_until(lambda: [p.pool_id for p in a.phase3_config.pools] == [3], what="a adopts version v+1")
 
 

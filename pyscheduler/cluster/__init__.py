@@ -1,4 +1,4 @@
-"""Cluster sync: several dispatcher instances share one fleet through Redis (docs/DESIGN.md §9).
+"""Cluster sync: several dispatcher instances share one fleet through Redis.
 
 ``RedisClusterSync(registry, url, instance_id=..., prefix=...)`` keeps one
 instance's :class:`~pyscheduler.registry.NodeRegistry` in step with the
@@ -6,7 +6,8 @@ others'. It needs the ``redis`` extra (``pip install 'pyscheduler[redis]'``:
 redis-py with hiredis) and a Redis >= 5 (streams). ``RedisServer`` starts a
 throwaway ``redis-server`` (tests, ``pyscheduler simulate --instances``,
 ``pyscheduler bench --cluster``). ``docs/CLUSTER.md`` describes the layout
-in Redis and what happens when an instance or Redis fails.
+in Redis and what happens when an instance or Redis fails; ``docs/SECURITY.md``
+the trust model and the limits on what is read back.
 """
 
 from .codec import MalformedEntry

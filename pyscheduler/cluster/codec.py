@@ -24,12 +24,22 @@ Stream entry (``{prefix}:events``): one field ``e``, its parts joined by
 :data:`SEP` (see :mod:`~pyscheduler.cluster.scripts`): generation, origin
 instance, wall-clock time of the local change, kind, node id, and the parts
 of that kind (:func:`decode_entry`).
+
+Limits. Whatever another instance (or anyone who can write to Redis) stored
+is decoded within fixed bounds, so one poisoned key costs a bounded, linear
+amount of work and is skipped: JSON text at most :data:`MAX_INFO_BYTES`
+(node info) or :data:`MAX_CONFIG_BYTES` (the config document) long and at most
+:data:`MAX_JSON_DEPTH` arrays/objects deep (:func:`loads_bounded`); a short
+field (owner, status, load, flags, generation, version) at most
+:data:`MAX_FIELD_BYTES`; a config version is 1 to 15 decimal digits
+(:func:`decode_version`), exactly what the compare-and-set script accepts.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,6 +50,7 @@ from ..domain.model import Heartbeat, NodeInfo, NodeStatus
 __all__ = [
     "SEP",
     "EVENT_KINDS",
+    "EVENT_KINDS_BYTES",
     "FLAG_DISCONNECTED",
     "FLAG_DRAINING",
     "MalformedEntry",
@@ -51,9 +62,16 @@ __all__ = [
     "decode_load",
     "decode_node_hash",
     "decode_node_id",
+    "decode_owner",
     "decode_put",
     "decode_status",
     "decode_version",
+    "loads_bounded",
+    "MAX_CONFIG_BYTES",
+    "MAX_FIELD_BYTES",
+    "MAX_INFO_BYTES",
+    "MAX_JSON_DEPTH",
+    "MAX_VERSION_DIGITS",
     "encode_config",
     "encode_flags",
     "encode_info",
@@ -62,8 +80,23 @@ __all__ = [
 
 REG, PUT, HB, DRAIN, DISC, RM, CFG = "reg", "put", "hb", "drain", "disc", "rm", "cfg"
 EVENT_KINDS = frozenset({REG, PUT, HB, DRAIN, DISC, RM, CFG})
+EVENT_KINDS_BYTES = frozenset(k.encode() for k in EVENT_KINDS)
 FLAG_DRAINING = "d"
 FLAG_DISCONNECTED = "x"
+
+
+MAX_JSON_DEPTH = 16
+"""Deepest nesting of arrays and objects accepted in JSON read from Redis
+(what cluster sync writes nests at most 4 deep)."""
+MAX_INFO_BYTES = 1 << 20
+"""Longest node info JSON read from Redis (1 MiB)."""
+MAX_CONFIG_BYTES = 4 << 20
+"""Longest config document read from Redis (4 MiB)."""
+MAX_FIELD_BYTES = 256
+"""Longest short field read from Redis: owner, status, load, flags, generation, version."""
+MAX_VERSION_DIGITS = 15
+"""A config version is 1 to 15 decimal digits without a leading zero: exact
+both as a Python int and as a Lua number (a double), in the compare-and-set script."""
 
 
 class MalformedEntry(ValueError):
@@ -93,6 +126,42 @@ def encode_config(cfg: Phase3Config) -> str:
 
 # -- reading ------------------------------------------------------------------------------------
 
+_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+_INNERMOST = re.compile(r"\[\]|\{\}")
+
+
+def json_depth(text: str, limit: int) -> int:
+    """How deeply ``text``'s arrays and objects nest, or ``limit + 1`` if deeper
+    than ``limit`` or unbalanced. Linear: each of at most ``limit + 1`` passes
+    removes the innermost ``[]``/``{}`` pairs of the brackets outside strings."""
+    brackets = _NOT_BRACKET.sub("", _JSON_STRING.sub("", text))
+    depth = 0
+    while brackets:
+        if depth == limit:
+            return limit + 1
+        shorter = _INNERMOST.sub("", brackets)
+        if len(shorter) == len(brackets):
+            return limit + 1  # unbalanced or crossed: not JSON anyway
+        brackets = shorter
+        depth += 1
+    return depth
+
+
+def loads_bounded(value: Any, what: str, max_bytes: int) -> Any:
+    """``json.loads`` of untrusted text, refused with :class:`MalformedEntry` when it
+    is longer than ``max_bytes``, nests deeper than :data:`MAX_JSON_DEPTH`, or is
+    not UTF-8 JSON. Never raises anything else."""
+    if isinstance(value, (bytes, str)) and len(value) > max_bytes:
+        raise MalformedEntry(f"{what} is {len(value)} bytes long (at most {max_bytes})")
+    text = _text(value, what)
+    if json_depth(text, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
+        raise MalformedEntry(f"{what} nests deeper than {MAX_JSON_DEPTH} or is unbalanced")
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise MalformedEntry(f"{what} is not JSON: {exc}") from None
+
 
 def _text(value: Any, what: str) -> str:
     if isinstance(value, bytes):
@@ -105,6 +174,13 @@ def _text(value: Any, what: str) -> str:
     raise MalformedEntry(f"{what} missing or not text: {value!r}")
 
 
+def _short(value: Any, what: str) -> str:
+    """A short text field (at most :data:`MAX_FIELD_BYTES`)."""
+    if isinstance(value, (bytes, str)) and len(value) > MAX_FIELD_BYTES:
+        raise MalformedEntry(f"{what} is {len(value)} bytes long (at most {MAX_FIELD_BYTES})")
+    return _text(value, what)
+
+
 def _field(fields: dict, name: bytes, what: str) -> Any:
     try:
         return fields[name]
@@ -115,6 +191,8 @@ def _field(fields: dict, name: bytes, what: str) -> Any:
 
 
 def _generation(value: Any, what: str) -> int:
+    if isinstance(value, (bytes, str)) and len(value) > MAX_FIELD_BYTES:
+        raise MalformedEntry(f"{what}: generation is {len(value)} bytes long")
     try:
         gen = int(value)
     except (TypeError, ValueError):
@@ -177,17 +255,22 @@ def decode_node_id(value: Any) -> str:
     return node_id
 
 
+def decode_owner(value: Any) -> str:
+    """An instance id (a hash's owner, a stream entry's origin)."""
+    owner = _short(value, "instance id")
+    if not owner:
+        raise MalformedEntry("empty instance id")
+    return owner
+
+
 def decode_info(value: Any, node_id: str) -> NodeInfo:
-    text = _text(value, "node info")
-    try:
-        data = json.loads(text)
-    except ValueError as exc:
-        raise MalformedEntry(f"node info of {node_id!r} is not JSON: {exc}") from None
+    """The :class:`NodeInfo` of ``node_id`` from its JSON (:func:`encode_info`)."""
+    data = loads_bounded(value, f"node info of {node_id!r}", MAX_INFO_BYTES)
     if not isinstance(data, dict):
         raise MalformedEntry(f"node info of {node_id!r} is not an object")
     try:
         info = NodeInfo.from_dict(data)
-    except (SchedulerError, TypeError, ValueError) as exc:
+    except (SchedulerError, TypeError, ValueError, RecursionError) as exc:
         raise MalformedEntry(f"node info of {node_id!r} refused: {exc}") from None
     if info.node_id != node_id:
         raise MalformedEntry(f"node info names {info.node_id!r}, expected {node_id!r}")
@@ -196,6 +279,8 @@ def decode_info(value: Any, node_id: str) -> NodeInfo:
 
 def decode_load(value: Any) -> Heartbeat:
     """A load-only heartbeat from :func:`encode_load`'s text."""
+    if not isinstance(value, (bytes, str)) or len(value) > MAX_FIELD_BYTES:
+        raise MalformedEntry(f"heartbeat {value!r:.60} is not a short text")
     parts = value.split(b",") if isinstance(value, bytes) else str(value).split(",")
     if len(parts) != 4:
         raise MalformedEntry(f"heartbeat {value!r:.60} does not have 4 fields")
@@ -211,39 +296,40 @@ def decode_load(value: Any) -> Heartbeat:
 
 def decode_status(value: Any) -> NodeStatus:
     try:
-        return NodeStatus(_text(value, "status"))
+        return NodeStatus(_short(value, "status"))
     except ValueError:
         raise MalformedEntry(f"unknown status {value!r:.40}") from None
 
 
 def decode_flags(value: Any) -> str:
-    flags = _text(value, "flags") if value is not None else ""
+    flags = _short(value, "flags") if value is not None else ""
     if any(c not in (FLAG_DRAINING, FLAG_DISCONNECTED) for c in flags):
         raise MalformedEntry(f"unknown flags {flags!r:.20}")
     return flags
 
 
+_VERSION = re.compile(rf"[1-9][0-9]{{0,{MAX_VERSION_DIGITS - 1}}}")
+
+
 def decode_version(value: Any) -> int:
-    try:
-        version = int(value)
-    except (TypeError, ValueError):
-        raise MalformedEntry(f"config version {value!r:.40} is not an integer") from None
-    if version < 0:
-        raise MalformedEntry(f"config version {version} is negative")
-    return version
+    """A config version: 1 to :data:`MAX_VERSION_DIGITS` digits, no sign, no
+    leading zero. Anything else (``1e400``, ``inf``, ``-5``, 20 digits, ``abc``)
+    is refused, as the compare-and-set script refuses it (it reads it as "no
+    version"), so Python and Lua always agree on the number."""
+    text = _short(value, "config version")
+    if _VERSION.fullmatch(text) is None:
+        raise MalformedEntry(f"config version {text!r:.40} is not 1 to {MAX_VERSION_DIGITS} digits")
+    return int(text)
 
 
 def decode_config(value: Any) -> Phase3Config:
-    text = _text(value, "config document")
-    try:
-        data = json.loads(text)
-    except ValueError as exc:
-        raise MalformedEntry(f"config document is not JSON: {exc}") from None
+    """The :class:`Phase3Config` of a config document (:func:`encode_config`)."""
+    data = loads_bounded(value, "config document", MAX_CONFIG_BYTES)
     if not isinstance(data, dict):
         raise MalformedEntry("config document is not an object")
     try:
         return Phase3Config.from_dict(data)
-    except (SchedulerError, TypeError, ValueError) as exc:
+    except (SchedulerError, TypeError, ValueError, RecursionError) as exc:
         raise MalformedEntry(f"config document refused: {exc}") from None
 
 
@@ -270,9 +356,7 @@ class NodeState:
 
 def decode_node_hash(node_id: str, fields: dict) -> NodeState:
     what = f"node hash {node_id!r}"
-    owner = _text(_field(fields, b"owner", what), f"{what} owner")
-    if not owner:
-        raise MalformedEntry(f"{what}: empty owner")
+    owner = decode_owner(_field(fields, b"owner", what))
     info = decode_info(_field(fields, b"info", what), node_id)
     status = decode_status(_field(fields, b"status", what))
     load = fields.get(b"hb")
