@@ -21,9 +21,11 @@ from ._validate import (
     check_int,
     check_number,
     check_optional_id,
+    check_size,
 )
 from .errors import ConfigError
 from .languages import NMT_RULES, normalize_langs, normalize_pairs
+from .limits import MAX_NMT_PAIRS, MAX_POOL_LANGUAGES, MAX_POOL_NAME_LENGTH
 from .model import ServiceType, parse_service_types, service_type_names
 
 if sys.version_info >= (3, 11):
@@ -74,15 +76,17 @@ class PoolConfig:
     def __post_init__(self) -> None:
         where = f"pool {self.pool_id!r}"
         check_int(self.pool_id, "PoolConfig.pool_id", ConfigError, low=0, high=MAX_POOL_ID)
-        check_id(self.name, f"{where}: name", ConfigError)
+        check_id(self.name, f"{where}: name", ConfigError, max_length=MAX_POOL_NAME_LENGTH)
         langs = normalize_langs(self.languages, f"{where}: languages", ConfigError)
         if not langs:
             raise ConfigError(f"{where}: languages must not be empty")
+        check_size(len(langs), MAX_POOL_LANGUAGES, f"{where}: languages", ConfigError, "language codes")
         object.__setattr__(self, "languages", langs)
         object.__setattr__(self, "_language_set", frozenset(langs))
         check_choice(self.nmt_rule, f"{where}: nmt_rule", NMT_RULES, ConfigError)
         for name in ("nmt_pairs", "blocked_pairs"):
             pairs = normalize_pairs(getattr(self, name), f"{where}: {name}", ConfigError)
+            check_size(len(pairs), MAX_NMT_PAIRS, f"{where}: {name}", ConfigError, "pairs")
             object.__setattr__(self, name, pairs)
         if self.nmt_rule == "specific_pairs" and not self.nmt_pairs:
             raise ConfigError(f"{where}: nmt_rule 'specific_pairs' needs nmt_pairs")

@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from .limits import MAX_LANG_LENGTH
+
 __all__ = [
     "AUTO",
     "NMT_RULES",
@@ -25,7 +27,6 @@ AUTO = "auto"
 """Source code meaning "detected later"; allowed only as a job's source."""
 
 NMT_RULES = ("any_to_any", "any_to_en", "en_to_any", "specific_pairs")
-MAX_LANG_LENGTH = 35  # the longest well-formed BCP 47 tag is shorter than this
 _ALLOWED = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-")
 
 
