@@ -152,3 +152,19 @@ def test_the_kernels_keep_working_after_an_attempt_to_tamper():
     sel = reg.select_node(JobRequest("en", "zh"))
     assert sel.path == "fast" and sel.node_id in ("a", "b")
     assert reg.release(sel)
+
+
+@pytest.mark.parametrize("flags", [MigrationFlags(), MigrationFlags.all_on()], ids=["legacy-flags", "fast-flags"])
+def test_a_dropped_registry_frees_its_snapshot_generations(flags):
+    import gc
+    import weakref
+
+    reg = make_registry(["a", "b"], pools=[pool(1, ("en", "zh"))], flags=flags)
+    first = weakref.ref(reg.snapshot())
+    reg.register_node_with_policy(node_info("c"))
+    current = weakref.ref(reg.snapshot())
+    gc.collect()
+    assert first() is None  # an old generation nobody reads is freed at once
+    del reg
+    gc.collect()
+    assert current() is None  # and the registry's last one goes with the registry
