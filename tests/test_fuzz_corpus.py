@@ -54,3 +54,6 @@ def test_the_checked_in_corpus_is_never_written_by_a_run(tmp_path):
     assert not Path(argv[2]).resolve().is_relative_to(FUZZ)
     mine = ["fuzz", str(tmp_path), corpus]
     assert _input_targets.fuzz_argv(mine) == mine
+    with_dict = _input_targets.fuzz_argv(mine, "phase3_toml")
+    assert with_dict[1] == f"-dict={_input_targets.TOML_DICT}" and with_dict[2:] == mine[1:]
+    assert _input_targets.fuzz_argv(mine, "node_ingestion") == mine

@@ -203,9 +203,17 @@ def _ingest(flags: MigrationFlags, info: NodeInfo | None, policy: Any, beats: li
     assert reg.verify_consistency() == []
     return _probe(reg, info)
 
-def fuzz_argv(argv: list[str]) -> list[str]:
+TOML_TARGETS = ("phase3_toml", "core_services_toml", "fleet_file")
+TOML_DICT = Path(__file__).resolve().parent / "toml.dict"
+
+
+def fuzz_argv(argv: list[str], target: str = "") -> list[str]:
     """libFuzzer's arguments, with a scratch output directory put first when every
-    corpus directory named is a checked-in one (so a run never adds files to them)."""
+    corpus directory named is a checked-in one (so a run never adds files to them),
+    and the TOML dictionary for the TOML targets unless a ``-dict`` is given."""
+    argv = list(argv)
+    if target in TOML_TARGETS and not any(a.startswith("-dict=") for a in argv):
+        argv.insert(1, f"-dict={TOML_DICT}")
     dirs = [a for a in argv[1:] if not a.startswith("-")]
     if dirs and all(Path(d).resolve().is_relative_to(CORPUS) for d in dirs):
         scratch = tempfile.mkdtemp(prefix="pyscheduler-fuzz-corpus-")

@@ -27,7 +27,7 @@ def main() -> None:
 
     with atheris.instrument_imports(include=["pyscheduler"]):
         import _input_targets
-    atheris.Setup(_input_targets.fuzz_argv(sys.argv), _input_targets.TARGETS["fleet_file"])
+    atheris.Setup(_input_targets.fuzz_argv(sys.argv, "fleet_file"), _input_targets.TARGETS["fleet_file"])
     atheris.Fuzz()
 
 

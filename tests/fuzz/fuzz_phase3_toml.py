@@ -27,7 +27,7 @@ def main() -> None:
 
     with atheris.instrument_imports(include=["pyscheduler"]):
         import _input_targets
-    atheris.Setup(_input_targets.fuzz_argv(sys.argv), _input_targets.TARGETS["phase3_toml"])
+    atheris.Setup(_input_targets.fuzz_argv(sys.argv, "phase3_toml"), _input_targets.TARGETS["phase3_toml"])
     atheris.Fuzz()
 
 
