@@ -435,6 +435,8 @@ cdef class CompiledSnapshot:
 
     cdef readonly LoadTable loads
     cdef readonly Py_ssize_t n_nodes, n_pools, n_langs, words
+    # languages with ids below n_pool_langs occur in some pool; the index covers only them
+    cdef readonly Py_ssize_t n_pool_langs
     # nodes, by index (= node ids sorted); bitsets are ``words`` uint64 per node
     cdef const int32_t[::1] slot          # load slot of each node
     cdef const uint8_t[::1] node_flags    # NF_HAS_GPU | NF_PUBLIC
@@ -455,9 +457,9 @@ cdef class CompiledSnapshot:
     cdef const uint64_t[::1] pool_lang_bits
     # the language index: eligible pools per (src, tgt) and per tgt for "auto",
     # each list in eligible order (fewest languages, then pool id)
-    cdef const int32_t[::1] idx_ptr       # n_langs * n_langs + 1 offsets
+    cdef const int32_t[::1] idx_ptr       # n_pool_langs * n_pool_langs + 1 offsets
     cdef const int32_t[::1] idx_pools
-    cdef const int32_t[::1] auto_ptr      # n_langs + 1 offsets
+    cdef const int32_t[::1] auto_ptr      # n_pool_langs + 1 offsets
     cdef const int32_t[::1] auto_pools
     # configuration (Phase3Config)
     cdef bint two_level, strict, fallback_all, affinity, scope_all, mode_exact
@@ -492,6 +494,7 @@ cdef class CompiledSnapshot:
         self.n_pools = len(c["pool_req"])
         self.n_langs = int(config["n_langs"])
         self.words = int(config["words"])
+        self.n_pool_langs = int(config.get("n_pool_langs", self.n_langs))
         self.two_level = bool(config["two_level"]) and self.n_pools > 0
         self.strict = bool(config["strict"])
         self.fallback_all = bool(config["fallback_all"])
@@ -506,8 +509,11 @@ cdef class CompiledSnapshot:
 
     def _validate(self, dict c):
         cdef Py_ssize_t n = self.n_nodes, p = self.n_pools, L = self.n_langs, W = self.words
+        cdef Py_ssize_t P = self.n_pool_langs
         if W < 1 or L > W * 64 or L > 46340:
             raise ValueError(f"words={W} cannot hold n_langs={L} (at most 46340)")
+        if P < 0 or P > L:
+            raise ValueError(f"n_pool_langs={P} must be within [0, n_langs={L}]")
         for name in ("node_flags", "provides", "max_jobs"):
             if len(c[name]) != n:
                 raise ValueError(f"{name}: expected {n} entries, got {len(c[name])}")
@@ -523,9 +529,9 @@ cdef class CompiledSnapshot:
         _require_range("pair_codes", c["pair_codes"], 0, max(L * L, 1))
         _require_csr("mem_ptr", c["mem_ptr"], p, len(c["mem_idx"]))
         _require_range("mem_idx", c["mem_idx"], 0, max(n, 1))
-        _require_csr("idx_ptr", c["idx_ptr"], L * L, len(c["idx_pools"]))
+        _require_csr("idx_ptr", c["idx_ptr"], P * P, len(c["idx_pools"]))
         _require_range("idx_pools", c["idx_pools"], 0, max(p, 1))
-        _require_csr("auto_ptr", c["auto_ptr"], L, len(c["auto_pools"]))
+        _require_csr("auto_ptr", c["auto_ptr"], P, len(c["auto_pools"]))
         _require_range("auto_pools", c["auto_pools"], 0, max(p, 1))
         if self.sample_size < 0:
             raise ValueError("sample_size must be >= 0")
@@ -549,18 +555,18 @@ cdef class CompiledSnapshot:
         cdef Py_ssize_t lo = 0, hi = 0, k, n = 0
         cdef const int32_t* pools = NULL
         cdef int32_t p
-        if job.tgt < 0:
-            return 0
+        if job.tgt < 0 or job.tgt >= self.n_pool_langs:
+            return 0  # a language no pool has: no pool is eligible
         if job.src == LANG_AUTO:
             lo = self.auto_ptr[job.tgt]
             hi = self.auto_ptr[job.tgt + 1]
             if hi > lo:
                 pools = &self.auto_pools[lo]
-        elif job.src < 0:
+        elif job.src < 0 or job.src >= self.n_pool_langs:
             return 0
         else:
-            lo = self.idx_ptr[job.src * self.n_langs + job.tgt]
-            hi = self.idx_ptr[job.src * self.n_langs + job.tgt + 1]
+            lo = self.idx_ptr[job.src * self.n_pool_langs + job.tgt]
+            hi = self.idx_ptr[job.src * self.n_pool_langs + job.tgt + 1]
             if hi > lo:
                 pools = &self.idx_pools[lo]
         for k in range(hi - lo):

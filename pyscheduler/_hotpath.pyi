@@ -61,6 +61,7 @@ class CompiledSnapshot:
     n_nodes: int
     n_pools: int
     n_langs: int
+    n_pool_langs: int  # languages 0 .. n_pool_langs-1 occur in pools; the index covers those
     words: int
 
     def __init__(

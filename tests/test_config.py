@@ -20,6 +20,7 @@ from pyscheduler import (
     ServiceType,
 )
 from pyscheduler.domain.config import MAX_POOL_ID
+from pyscheduler.domain.limits import MAX_POOL_NAME_LENGTH
 
 ASR, NMT, TTS, SEMANTIC = ServiceType.ASR, ServiceType.NMT, ServiceType.TTS, ServiceType.SEMANTIC
 
@@ -142,7 +143,7 @@ def test_pool_config_pool_id_bounds_are_inclusive():
     assert PoolConfig(MAX_POOL_ID, "p", ["en"]).pool_id == MAX_POOL_ID
 
 
-@pytest.mark.parametrize("name", ["", "  ", "n" * 257, "a\nb", 7, None])
+@pytest.mark.parametrize("name", ["", "  ", "n" * (MAX_POOL_NAME_LENGTH + 1), "a\nb", 7, None])
 def test_pool_config_rejects_bad_name(name):
     with raises("pool 5", "name"):
         PoolConfig(5, name, ["en"])

@@ -9,8 +9,34 @@ from __future__ import annotations
 import math
 from typing import Any
 
-MAX_ID_LENGTH = 256
-MAX_COUNT = 1_000_000
+from .errors import LimitExceededError
+from .limits import MAX_COUNT, MAX_ID_LENGTH
+
+__all__ = [
+    "MAX_COUNT",
+    "MAX_ID_LENGTH",
+    "check_bool",
+    "check_choice",
+    "check_id",
+    "check_int",
+    "check_number",
+    "check_optional_id",
+    "check_size",
+    "check_text",
+    "limit_error",
+]
+
+
+def limit_error(error: type[Exception]) -> type[Exception]:
+    """The error to raise for a value past a documented limit: ``LimitExceededError``
+    where ``error`` is the node/job error it refines, else ``error`` itself."""
+    return LimitExceededError if issubclass(LimitExceededError, error) else error
+
+
+def check_size(size: int, limit: int, field: str, error: type[Exception], what: str = "entries") -> None:
+    """Raise (the limit form of) ``error`` when ``size`` exceeds ``limit``."""
+    if size > limit:
+        raise limit_error(error)(f"{field}: at most {limit} {what}, got {size}")
 
 
 def check_bool(value: Any, field: str, error: type[Exception]) -> bool:
@@ -47,7 +73,10 @@ def check_number(
 ) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise error(f"{field} must be a number, got {value!r}")
-    number = float(value)
+    try:
+        number = float(value)
+    except OverflowError:
+        raise error(f"{field} must be finite, got an integer of {value.bit_length()} bits") from None
     if not math.isfinite(number):
         raise error(f"{field} must be finite, got {value!r}")
     if low is not None and (number <= low if low_open else number < low):
@@ -57,16 +86,30 @@ def check_number(
     return number
 
 
-def check_id(value: Any, field: str, error: type[Exception]) -> str:
-    """A non-empty printable identifier of at most MAX_ID_LENGTH characters."""
+def check_id(value: Any, field: str, error: type[Exception], *, max_length: int = MAX_ID_LENGTH) -> str:
+    """A non-empty printable identifier of at most ``max_length`` characters."""
     if not isinstance(value, str):
         raise error(f"{field} must be a string, got {value!r}")
     if not value or not value.strip():
         raise error(f"{field} must not be empty, got {value!r}")
-    if len(value) > MAX_ID_LENGTH:
-        raise error(f"{field} must be at most {MAX_ID_LENGTH} characters, got {len(value)}")
-    if not value.isprintable():
+    if len(value) > max_length:
+        raise limit_error(error)(f"{field} must be at most {max_length} characters, got {len(value)}")
+    if not value.isprintable():  # also rejects lone surrogates (category Cs)
         raise error(f"{field} must be printable, got {value!r}")
+    return value
+
+
+def check_text(value: Any, field: str, error: type[Exception], *, max_length: int) -> str:
+    """A string of at most ``max_length`` characters that encodes as UTF-8
+    (no lone surrogates: hashes and the wire format take its UTF-8 bytes)."""
+    if not isinstance(value, str):
+        raise error(f"{field} must be a string, got {value!r:.200}")
+    if len(value) > max_length:
+        raise limit_error(error)(f"{field} must be at most {max_length} characters, got {len(value)}")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise error(f"{field} is not encodable as UTF-8 ({exc.reason} at index {exc.start}): {value!r:.200}") from None
     return value
 
 

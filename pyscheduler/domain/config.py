@@ -7,7 +7,6 @@ back losslessly: ``Phase3Config.from_dict(cfg.to_dict()) == cfg``.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -21,15 +20,13 @@ from ._validate import (
     check_int,
     check_number,
     check_optional_id,
+    check_size,
 )
 from .errors import ConfigError
 from .languages import NMT_RULES, normalize_langs, normalize_pairs
+from .limits import MAX_NMT_PAIRS, MAX_POOL_LANGUAGES, MAX_POOL_NAME_LENGTH
 from .model import ServiceType, parse_service_types, service_type_names
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
+from .tomlfile import parse_toml, read_toml_file
 
 __all__ = [
     "PoolConfig",
@@ -74,15 +71,17 @@ class PoolConfig:
     def __post_init__(self) -> None:
         where = f"pool {self.pool_id!r}"
         check_int(self.pool_id, "PoolConfig.pool_id", ConfigError, low=0, high=MAX_POOL_ID)
-        check_id(self.name, f"{where}: name", ConfigError)
+        check_id(self.name, f"{where}: name", ConfigError, max_length=MAX_POOL_NAME_LENGTH)
         langs = normalize_langs(self.languages, f"{where}: languages", ConfigError)
         if not langs:
             raise ConfigError(f"{where}: languages must not be empty")
+        check_size(len(langs), MAX_POOL_LANGUAGES, f"{where}: languages", ConfigError, "language codes")
         object.__setattr__(self, "languages", langs)
         object.__setattr__(self, "_language_set", frozenset(langs))
         check_choice(self.nmt_rule, f"{where}: nmt_rule", NMT_RULES, ConfigError)
         for name in ("nmt_pairs", "blocked_pairs"):
             pairs = normalize_pairs(getattr(self, name), f"{where}: {name}", ConfigError)
+            check_size(len(pairs), MAX_NMT_PAIRS, f"{where}: {name}", ConfigError, "pairs")
             object.__setattr__(self, name, pairs)
         if self.nmt_rule == "specific_pairs" and not self.nmt_pairs:
             raise ConfigError(f"{where}: nmt_rule 'specific_pairs' needs nmt_pairs")
@@ -273,12 +272,9 @@ class Phase3Config:
             raise ConfigError(f"{path}: {exc}") from None
 
     @classmethod
-    def from_toml_string(cls, text: str) -> Phase3Config:
-        try:
-            data = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"malformed TOML: {exc}") from None
-        return cls.from_dict(_section(data, "phase3"))
+    def from_toml_string(cls, text: str | bytes) -> Phase3Config:
+        """Load TOML text (``bytes`` must be UTF-8); a ``[phase3]`` table, if present, holds the config."""
+        return cls.from_dict(_section(parse_toml(text), "phase3"))
 
     def to_toml(self) -> str:
         """The config as TOML text (``from_toml_string`` reads it back equal)."""
@@ -303,13 +299,7 @@ def _section(data: Mapping[str, Any], name: str) -> Mapping[str, Any]:
 
 
 def _load_toml(path: str | Path) -> dict[str, Any]:
-    try:
-        with open(path, "rb") as fh:
-            return tomllib.load(fh)
-    except OSError as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: malformed TOML: {exc}") from None
+    return read_toml_file(path, "config file")
 
 
 @dataclass(frozen=True)

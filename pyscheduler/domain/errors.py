@@ -15,6 +15,7 @@ __all__ = [
     "UnknownNodeError",
     "UnknownPoolError",
     "DuplicateNodeError",
+    "LimitExceededError",
 ]
 
 
@@ -32,6 +33,12 @@ class InvalidHeartbeatError(SchedulerError, ValueError):
 
 class InvalidRequestError(SchedulerError, ValueError):
     """A job request or a node description is malformed."""
+
+
+class LimitExceededError(InvalidRequestError):
+    """A node description or a job is past one of the documented limits
+    (:mod:`pyscheduler.domain.limits`): too many languages, services or labels,
+    an id or a text too long."""
 
 
 class UnknownNodeError(SchedulerError, KeyError):

@@ -56,7 +56,10 @@ class MigrationFlags:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> MigrationFlags:
+        """Flags from a mapping such as ``to_dict()`` returns; unknown names are errors."""
+        if not isinstance(d, Mapping):
+            raise ConfigError(f"MigrationFlags must be a mapping of flag names, got {d!r:.200}")
         unknown = set(d) - {f.name for f in fields(cls)}
         if unknown:
-            raise ConfigError(f"MigrationFlags: unknown flag(s) {', '.join(sorted(unknown))}")
+            raise ConfigError(f"MigrationFlags: unknown flag(s) {', '.join(sorted(map(str, unknown)))}")
         return cls(**dict(d))

@@ -7,8 +7,11 @@ codes, never as substrings (``en`` never matches ``ben``).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from typing import Any
+
+from .limits import MAX_LANG_LENGTH
 
 __all__ = [
     "AUTO",
@@ -25,12 +28,14 @@ AUTO = "auto"
 """Source code meaning "detected later"; allowed only as a job's source."""
 
 NMT_RULES = ("any_to_any", "any_to_en", "en_to_any", "specific_pairs")
-MAX_LANG_LENGTH = 35  # the longest well-formed BCP 47 tag is shorter than this
 _ALLOWED = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-")
+_NORMAL = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")  # a code already in normal form
 
 
 def normalize_lang(code: Any, field: str, error: type[Exception], *, allow_auto: bool = False) -> str:
     """Return the normal form of one language code, or raise ``error`` naming ``field``."""
+    if type(code) is str and len(code) <= MAX_LANG_LENGTH and code != AUTO and _NORMAL.fullmatch(code):
+        return code  # the common case, checked in one pass
     if not isinstance(code, str):
         raise error(f"{field}: a language code must be a string, got {code!r}")
     norm = code.strip().lower().replace("_", "-")

@@ -19,9 +19,23 @@ from ._validate import (
     check_int,
     check_number,
     check_optional_id,
+    check_size,
+    check_text,
 )
 from .errors import InvalidHeartbeatError, InvalidRequestError
 from .languages import AUTO, normalize_lang, normalize_langs, normalize_pairs
+from .limits import (
+    MAX_EXCLUDED_NODES,
+    MAX_ID_LENGTH,
+    MAX_INFO_CHARS,
+    MAX_LABEL_VALUE_LENGTH,
+    MAX_LABELS,
+    MAX_LANGUAGES_PER_CAPABILITY,
+    MAX_NMT_PAIRS,
+    MAX_NODE_LANGUAGES,
+    MAX_ROUTING_KEY_LENGTH,
+    MAX_SERVICES,
+)
 
 __all__ = [
     "ServiceType",
@@ -145,10 +159,17 @@ class LanguageCapabilities:
     def __post_init__(self) -> None:
         err = InvalidRequestError
         for name in ("asr", "tts", "semantic", "nmt_languages"):
-            langs = normalize_langs(getattr(self, name), f"LanguageCapabilities.{name}", err)
+            field_name = f"LanguageCapabilities.{name}"
+            _check_input_size(getattr(self, name), MAX_LANGUAGES_PER_CAPABILITY, field_name)
+            langs = normalize_langs(getattr(self, name), field_name, err)
+            check_size(len(langs), MAX_LANGUAGES_PER_CAPABILITY, field_name, err, "language codes")
             object.__setattr__(self, name, langs)
+        _check_input_size(self.nmt_pairs, MAX_NMT_PAIRS, "LanguageCapabilities.nmt_pairs")
         pairs = normalize_pairs(self.nmt_pairs, "LanguageCapabilities.nmt_pairs", err)
+        check_size(len(pairs), MAX_NMT_PAIRS, "LanguageCapabilities.nmt_pairs", err, "pairs")
         object.__setattr__(self, "nmt_pairs", pairs)
+        check_size(len(self.all_languages()), MAX_NODE_LANGUAGES, "LanguageCapabilities", err,
+                   "distinct language codes in all")
         key = (self.asr, self.tts, self.semantic, self.nmt_languages, self.nmt_pairs)
         object.__setattr__(self, "_hash", hash(key))
 
@@ -204,6 +225,16 @@ class LanguageCapabilities:
         return cls(**{k: d[k] for k in fields if k in d})
 
 
+def _check_input_size(value: Any, limit: int, field: str) -> None:
+    """Reject a sized input far past ``limit`` before spending time normalising it
+    (duplicates may shrink it, so the exact check follows normalisation)."""
+    try:
+        size = len(value)
+    except TypeError:
+        return  # not sized: normalisation names the problem
+    check_size(size, 4 * limit, field, InvalidRequestError)
+
+
 class NodeStatus(str, enum.Enum):
     """Lifecycle state of a node (docs/DESIGN.md §6). Only READY is dispatchable."""
 
@@ -217,7 +248,9 @@ class NodeStatus(str, enum.Enum):
 def _check_services(value: Any, field: str) -> tuple[InstalledService, ...]:
     if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
         raise InvalidRequestError(f"{field} must be a list of InstalledService, got {value!r}")
+    _check_input_size(value, MAX_SERVICES, field)
     services = tuple(value)
+    check_size(len(services), MAX_SERVICES, field, InvalidRequestError, "services")
     for s in services:
         if not isinstance(s, InstalledService):
             raise InvalidRequestError(f"{field} must hold InstalledService objects, got {s!r}")
@@ -252,12 +285,17 @@ class NodeInfo:
                 "NodeInfo.language_capabilities must be LanguageCapabilities, "
                 f"got {self.language_capabilities!r}"
             )
-        if not isinstance(self.labels, Mapping):
-            raise err(f"NodeInfo.labels must be a mapping, got {self.labels!r}")
-        for k, v in self.labels.items():
-            if not isinstance(k, str) or not isinstance(v, str):
-                raise err(f"NodeInfo.labels must map str to str, got {k!r}: {v!r}")
-        object.__setattr__(self, "labels", dict(self.labels))
+        object.__setattr__(self, "labels", _checked_labels(self.labels))
+        check_size(self.text_size(), MAX_INFO_CHARS, "NodeInfo", err, "characters of text")
+
+    def text_size(self) -> int:
+        """Characters of text the description carries (ids, codes, labels)."""
+        caps = self.language_capabilities
+        size = len(self.node_id or "")
+        size += sum(len(s.service_id) for s in self.installed_services)
+        size += sum(len(c) for name in ("asr", "tts", "semantic", "nmt_languages") for c in getattr(caps, name))
+        size += sum(len(a) + len(b) for a, b in caps.nmt_pairs)
+        return size + sum(len(k) + len(v) for k, v in self.labels.items())
 
     def __hash__(self) -> int:
         return hash((self.node_id, self.installed_services, self.language_capabilities))
@@ -307,9 +345,24 @@ class NodeInfo:
         return cls(**kwargs)
 
 
+def _checked_labels(labels: Any) -> dict[str, str]:
+    """A copy of ``labels``: at most MAX_LABELS str -> str entries, UTF-8 encodable."""
+    err = InvalidRequestError
+    if not isinstance(labels, Mapping):
+        raise err(f"NodeInfo.labels must be a mapping, got {labels!r:.200}")
+    check_size(len(labels), MAX_LABELS, "NodeInfo.labels", err, "labels")
+    out = {}
+    for k, v in labels.items():
+        check_text(k, "NodeInfo.labels key", err, max_length=MAX_ID_LENGTH)
+        check_text(v, f"NodeInfo.labels[{k!r}]", err, max_length=MAX_LABEL_VALUE_LENGTH)
+        out[k] = v
+    return out
+
+
 def _services_from(items: Any) -> tuple[InstalledService, ...]:
     if not isinstance(items, (list, tuple)):
-        raise InvalidRequestError(f"installed_services must be a list, got {items!r}")
+        raise InvalidRequestError(f"installed_services must be a list, got {items!r:.200}")
+    check_size(len(items), MAX_SERVICES, "installed_services", InvalidRequestError, "services")
     return tuple(s if isinstance(s, InstalledService) else InstalledService.from_dict(s) for s in items)
 
 
@@ -398,21 +451,30 @@ class JobRequest:
         for name in ("session_id", "tenant_id", "preferred_node_id"):
             check_optional_id(getattr(self, name), f"JobRequest.{name}", err)
         if self.routing_key is not None:
-            if not isinstance(self.routing_key, str) or len(self.routing_key) > 1024:
-                raise err(f"JobRequest.routing_key must be a str of <= 1024 chars, got {self.routing_key!r}")
-        excluded = self.exclude_node_ids
-        if isinstance(excluded, (str, bytes)) or not hasattr(excluded, "__iter__"):
-            raise err(f"JobRequest.exclude_node_ids must be a set of node ids, got {excluded!r}")
-        excluded = frozenset(excluded)
-        for node_id in excluded:
-            check_id(node_id, "JobRequest.exclude_node_ids", err)
-        object.__setattr__(self, "exclude_node_ids", excluded)
+            check_text(self.routing_key, "JobRequest.routing_key", err, max_length=MAX_ROUTING_KEY_LENGTH)
+        object.__setattr__(self, "exclude_node_ids", _checked_excluded(self.exclude_node_ids))
         check_bool(self.public, "JobRequest.public", err)
         # the routing key of docs/DESIGN.md §5: routing_key, else session_id, else ""
         key = self.routing_key if self.routing_key is not None else (self.session_id or "")
         object.__setattr__(self, "key", key)
         object.__setattr__(self, "types_mask", int(types))
 
+
+
+def _checked_excluded(excluded: Any) -> frozenset[str]:
+    """``exclude_node_ids`` as a frozenset of valid node ids (each checked before hashing)."""
+    err = InvalidRequestError
+    if isinstance(excluded, (str, bytes)) or not hasattr(excluded, "__iter__"):
+        raise err(f"JobRequest.exclude_node_ids must be a set of node ids, got {excluded!r:.200}")
+    if isinstance(excluded, frozenset):
+        ids = excluded
+    else:
+        _check_input_size(excluded, MAX_EXCLUDED_NODES, "JobRequest.exclude_node_ids")
+        ids = tuple(excluded)
+    check_size(len(ids), MAX_EXCLUDED_NODES, "JobRequest.exclude_node_ids", err, "node ids")
+    for node_id in ids:
+        check_id(node_id, "JobRequest.exclude_node_ids", err)
+    return ids if isinstance(ids, frozenset) else frozenset(ids)
 
 
 class Reason(str, enum.Enum):

@@ -61,7 +61,11 @@ class ManagementMirror:
         """Copy everything: core config, pools, every node and membership."""
         management, fleet = self.ensure(), self._fleet
         fleet.take_changes()
-        management.set_core(fleet.core, fleet.topology_version)
+        # The new version becomes visible only with the new pools (sync_pools swaps
+        # both in at once): a snapshot built from a capture taken between these two
+        # steps, by a reader outside the registry lock, keeps the old version, so
+        # it can never pass for the current generation.
+        management.set_core(fleet.core, management.version)
         self.sync_pools()
         self._stale = False
 

@@ -16,6 +16,8 @@ lock that could block (no I/O, no user callbacks but the clock).
 from __future__ import annotations
 
 import itertools
+import math
+import numbers
 import time
 import uuid
 from collections import Counter
@@ -307,6 +309,7 @@ class NodeRegistry:
 
     def remove_node(self, node_id: str) -> None:
         """Forget a node (connected or not) and its reservations."""
+        _check_node_id(node_id)
         with self._locked("remove"):
             if node_id not in self._fleet.nodes:
                 raise UnknownNodeError(f"unknown node id {node_id!r}")
@@ -317,9 +320,13 @@ class NodeRegistry:
 
     def sweep(self, now: float | None = None) -> list[str]:
         """Apply timeouts: stale nodes go OFFLINE, REGISTERING nodes past warm-up go
-        DEGRADED (their ids are returned, sorted); expired reservations are dropped."""
+        DEGRADED (their ids are returned, sorted); expired reservations are dropped.
+
+        ``now`` (default: the registry's clock) must be a finite number on that clock."""
+        if now is not None:
+            now = _check_time(now, "sweep: now")
         with self._locked("sweep"):
-            now = self._clock() if now is None else float(now)
+            now = self._clock() if now is None else now
             cfg = self._fleet.cfg
             befores = {}  # node id -> its status before the sweep changed it
             for nid, rec in self._fleet.nodes.items():
@@ -395,6 +402,7 @@ class NodeRegistry:
     def sync_node_to_management(self, node_id: str) -> None:
         """Copy one node's legacy state (status, services, languages, pools) to
         the management registry."""
+        _check_node_id(node_id)
         with self._locked("sync_node"):
             if node_id not in self._fleet.nodes:
                 raise UnknownNodeError(f"unknown node id {node_id!r}")
@@ -402,6 +410,7 @@ class NodeRegistry:
 
     def remove_node_from_management(self, node_id: str) -> None:
         """Drop a node from the management registry (it must be gone from the legacy side)."""
+        _check_node_id(node_id)
         with self._locked("remove_from_management"):
             if node_id in self._fleet.nodes:
                 raise InvalidRequestError(f"node {node_id!r} is still registered; remove it first")
@@ -477,6 +486,8 @@ class NodeRegistry:
         src = normalize_lang(src, "src", InvalidRequestError, allow_auto=True)
         tgt = normalize_lang(tgt, "tgt", InvalidRequestError)
         types = parse_service_types(required_types, "required_types", InvalidRequestError)
+        if not types:
+            raise InvalidRequestError("required_types must name at least one service type")
         if lang_index is None and self._flags.use_lang_index:
             lang_index = self.snapshot().index
         if lang_index is not None:
@@ -616,9 +627,16 @@ class NodeRegistry:
         """Place a job in one given pool only (eligible or not), and reserve.
 
         ``snapshot`` (fast path) pins the generation to read; by default the
-        current one.
+        current one. It must be a snapshot this registry published.
         """
         _require(job, JobRequest, "job", InvalidRequestError)
+        _check_pool_id(pool_id)
+        if snapshot is not None:
+            _require(snapshot, RuntimeSnapshot, "snapshot", InvalidRequestError)
+            if snapshot.loads is not self._loads:  # its reservations would land elsewhere
+                raise InvalidRequestError(
+                    f"snapshot version {snapshot.version} was published by another registry"
+                )
         if snapshot is not None or self._fast(job):
             snap = self.snapshot() if snapshot is None else snapshot
             if pool_id not in snap.pool_index:
@@ -637,9 +655,7 @@ class NodeRegistry:
 
         On the fast path all jobs run in one compiled call with the GIL released.
         """
-        jobs = list(jobs)
-        for job in jobs:
-            _require(job, JobRequest, "job", InvalidRequestError)
+        jobs = _job_list(jobs)
         if self._fast():
             snap = self.snapshot()
             now = self._clock()
@@ -650,11 +666,17 @@ class NodeRegistry:
             with self._locked("select_nodes_batch"):
                 now = self._clock()
                 out, bindings = [], []
-                for job in jobs:
-                    entry, bound_pool = self._bound_pool_legacy(job, now)
-                    selection, node = legacy.select(self._fleet, job, now, bound_pool, reserve=self._reserve_locked)
-                    out.append(self._finish(selection, node, now))
-                    bindings.append((entry, bound_pool))
+                try:
+                    for job in jobs:
+                        entry, bound_pool = self._bound_pool_legacy(job, now)
+                        selection, node = legacy.select(self._fleet, job, now, bound_pool, reserve=self._reserve_locked)
+                        out.append(self._finish(selection, node, now))
+                        bindings.append((entry, bound_pool))
+                except BaseException:  # all or nothing: give back what the batch reserved
+                    for selection in out:
+                        if selection.reservation is not None:
+                            self._reservations.end(selection.reservation, commit=False)
+                    raise
         for (entry, _), selection in zip(bindings, out):
             self._sessions.record(entry, selection.node_id)
         return out
@@ -699,6 +721,7 @@ class NodeRegistry:
 
     def pool_members(self, pool_id: int) -> list[str]:
         """The node ids in a pool, sorted."""
+        _check_pool_id(pool_id)
         with self._locked("pool_members"):
             self._fleet.pool(pool_id)
             return list(self._fleet.members[pool_id])
@@ -779,6 +802,44 @@ def _heartbeat_pairs(beats: Iterable[tuple[str, Heartbeat]]) -> list[tuple[str, 
     for node_id, hb in pairs:
         _require(hb, Heartbeat, f"the heartbeat for {node_id!r}", InvalidHeartbeatError)
     return pairs
+
+
+def _job_list(jobs: Iterable[JobRequest]) -> list[JobRequest]:
+    """``jobs`` as a list of JobRequest, or InvalidRequestError (nothing reserved yet)."""
+    if isinstance(jobs, (str, bytes, JobRequest)):
+        raise InvalidRequestError(f"jobs must be a sequence of JobRequest, got {jobs!r:.200}")
+    try:
+        jobs = list(jobs)
+    except TypeError:
+        raise InvalidRequestError(f"jobs must be a sequence of JobRequest, got {jobs!r:.200}") from None
+    for job in jobs:
+        _require(job, JobRequest, "job", InvalidRequestError)
+    return jobs
+
+
+def _check_node_id(node_id: object) -> None:
+    """A node id is a string; anything else names no node."""
+    if not isinstance(node_id, str):
+        raise UnknownNodeError(f"unknown node id {node_id!r:.200} (node ids are strings)")
+
+
+def _check_pool_id(pool_id: object) -> None:
+    """A pool id is an int; anything else names no pool."""
+    if isinstance(pool_id, bool) or not isinstance(pool_id, int):
+        raise UnknownPoolError(f"unknown pool id {pool_id!r:.200} (pool ids are integers)")
+
+
+def _check_time(value: object, name: str) -> float:
+    """A finite number of seconds (a string such as ``"1e12"`` is not one)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise InvalidRequestError(f"{name} must be a number of seconds, got {value!r:.200}")
+    try:
+        seconds = float(value)
+    except OverflowError:
+        seconds = math.inf
+    if not math.isfinite(seconds):
+        raise InvalidRequestError(f"{name} must be finite, got {value!r:.200}")
+    return seconds
 
 
 def _require(value: object, cls: type, name: str, error: type[Exception]) -> None:

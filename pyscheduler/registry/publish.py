@@ -54,7 +54,9 @@ class SnapshotPublisher:
         """Make ``snap`` current unless a newer generation already is; return ``snap``."""
         with self._versions_lock:
             self._live_versions[snap.version] += 1
-        weakref.finalize(snap, self._released, snap.version)
+        # through a weak reference: a finalizer holding the publisher would keep it,
+        # and with it the current generation, alive for ever (finalizers are global)
+        weakref.finalize(snap, _released, weakref.ref(self), snap.version)
         current = self._current
         if current is None or snap.version >= current.version:
             self._current = snap
@@ -67,8 +69,16 @@ class SnapshotPublisher:
         with self._versions_lock:
             return min(self._live_versions, default=math.inf)
 
-    def _released(self, version: int) -> None:
+    def released(self, version: int) -> None:
+        """One reference-tracked generation of ``version`` was freed."""
         with self._versions_lock:
             self._live_versions[version] -= 1
             if self._live_versions[version] <= 0:
                 del self._live_versions[version]
+
+
+def _released(publisher: weakref.ref[SnapshotPublisher], version: int) -> None:
+    """Finalizer of a generation: tell its publisher, if the publisher still exists."""
+    owner = publisher()
+    if owner is not None:
+        owner.released(version)

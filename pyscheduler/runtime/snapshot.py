@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -25,7 +26,7 @@ from ..domain.model import InstalledService, LanguageCapabilities, ServiceType
 from ..state.fleet import Fleet
 from ..state.loads import LoadTableLike
 from ..state.nodes import NodeRecord, provides
-from .lang_index import PoolLanguageIndex, intern_languages, words_for
+from .lang_index import PoolLanguageIndex, frozen, intern_languages, is_frozen, words_for
 
 __all__ = ["RuntimeSnapshot", "build_snapshot"]
 
@@ -80,10 +81,11 @@ def build_snapshot(fleet: Fleet, loads: LoadTableLike, version: int) -> RuntimeS
     records = [fleet.nodes[nid] for nid in node_ids]
     node_index = {nid: i for i, nid in enumerate(node_ids)}
     pools = fleet.ordered_pools()
-    langs: set[str] = {lang for p in pools for lang in p.languages}
+    pool_langs = {lang for p in pools for lang in p.languages}
+    langs = set(pool_langs)
     for caps in dict.fromkeys(r.capabilities for r in records):  # each distinct set once
         langs |= caps.all_languages()
-    lang_ids = intern_languages(langs)
+    lang_ids = intern_languages(langs, first=pool_langs)  # the index covers pool languages only
     index = PoolLanguageIndex(pools, fleet.cfg, lang_ids)
     columns = {**_node_columns(records, fleet, lang_ids), **index.columns()}
     mem_lists = [[node_index[nid] for nid in fleet.members[p.pool_id]] for p in pools]
@@ -92,12 +94,13 @@ def build_snapshot(fleet: Fleet, loads: LoadTableLike, version: int) -> RuntimeS
     columns["mem_idx"] = np.fromiter(
         (i for m in mem_lists for i in m), dtype=np.int32, count=int(columns["mem_ptr"][-1])
     )
-    for arr in columns.values():
-        arr.setflags(write=False)
+    # read-only for good: the kernels trust these arrays (every index was checked once)
+    columns = {name: arr if is_frozen(arr) else frozen(arr) for name, arr in columns.items()}
     cfg = fleet.cfg
     compiled = None
     if _compat.HAVE_HOTPATH:
-        compiled = _compat.hotpath.CompiledSnapshot(loads, dict(columns), _kernel_config(cfg, len(lang_ids)))
+        config = _kernel_config(cfg, len(lang_ids), index.n_pool_langs)
+        compiled = _compat.hotpath.CompiledSnapshot(loads, dict(columns), config)
     return RuntimeSnapshot(
         version=version,
         cfg=cfg,
@@ -110,15 +113,16 @@ def build_snapshot(fleet: Fleet, loads: LoadTableLike, version: int) -> RuntimeS
         pool_index={p.pool_id: i for i, p in enumerate(pools)},
         lang_ids=lang_ids,
         index=index,
-        columns=columns,
+        columns=MappingProxyType(columns),
         loads=loads,
         compiled=compiled,
     )
 
 
-def _kernel_config(cfg: Phase3Config, n_langs: int) -> dict[str, Any]:
+def _kernel_config(cfg: Phase3Config, n_langs: int, n_pool_langs: int) -> dict[str, Any]:
     return {
         "n_langs": n_langs,
+        "n_pool_langs": n_pool_langs,
         "words": words_for(n_langs),
         "two_level": cfg.two_level,
         "strict": cfg.strict_pool_eligibility,
@@ -145,11 +149,9 @@ def _words(masks: list[int], words: int) -> np.ndarray:
     """Python-int bitsets as ``words`` uint64 words each, flattened."""
     if words == 1:
         return np.array(masks, dtype=np.uint64)
-    out = np.empty((len(masks), words), dtype=np.uint64)
-    for i, m in enumerate(masks):
-        for w in range(words):
-            out[i, w] = (m >> (64 * w)) & 0xFFFF_FFFF_FFFF_FFFF
-    return out.reshape(-1)
+    width = 8 * words  # one little-endian integer per mask = its words, low word first
+    raw = b"".join(m.to_bytes(width, "little") for m in masks)
+    return np.frombuffer(raw, dtype="<u8").astype(np.uint64)
 
 
 def _node_columns(records: list[NodeRecord], fleet: Fleet, lang_ids: Mapping[str, int]) -> dict[str, np.ndarray]:

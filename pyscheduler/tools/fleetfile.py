@@ -23,7 +23,6 @@ malformed TOML, no ``[[nodes]]``), :class:`InvalidRequestError` for a node.
 
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -34,12 +33,8 @@ from ..domain.config import CoreServicesConfig, Phase3Config
 from ..domain.errors import ConfigError, InvalidHeartbeatError, InvalidRequestError, SchedulerError
 from ..domain.flags import MigrationFlags
 from ..domain.model import Heartbeat, NodeInfo
+from ..domain.tomlfile import read_toml_file
 from ..registry.node_registry import NodeRegistry
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 __all__ = ["FleetEntry", "fleet_from_dict", "load_fleet", "registry_from_fleet"]
 
@@ -57,14 +52,7 @@ class FleetEntry:
 
 def load_fleet(path: str | Path) -> tuple[FleetEntry, ...]:
     """Read a fleet file (see the module docstring)."""
-    try:
-        with open(path, "rb") as fh:
-            data = tomllib.load(fh)
-    except OSError as exc:
-        raise ConfigError(f"cannot read fleet file {path}: {exc.strerror or exc}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: malformed TOML: {exc}") from None
-    return fleet_from_dict(data, source=str(path))
+    return fleet_from_dict(read_toml_file(path, "fleet file"), source=str(path))
 
 
 def fleet_from_dict(data: Mapping[str, Any], source: str = "fleet") -> tuple[FleetEntry, ...]:
