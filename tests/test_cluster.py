@@ -1,4 +1,4 @@
-"""Cluster sync against a real redis-server (DESIGN §9, issue 6).
+"""Cluster sync against a real redis-server: convergence, ownership, config, failures.
 
 Every wait polls against a deadline (``wait_until``); nothing sleeps for a
 fixed time and hopes. Each test uses its own key prefix on the session's

@@ -51,7 +51,7 @@ def force_resync(env) -> None:
     env.client.delete(keys(env)["epoch"])
 
 
-# -- item 1: a node hash with deeply nested info ------------------------------------------------
+# -- a node hash with deeply nested info ------------------------------------------------
 
 
 def test_a_node_hash_with_deeply_nested_info_is_skipped_and_sync_goes_on(cluster, redis_env, caplog):
@@ -97,7 +97,7 @@ def test_a_stream_entry_with_deeply_nested_info_is_skipped(cluster, redis_env):
     assert "evil" not in b.node_ids() and no_errors(sa, sb)
 
 
-# -- item 5: a corrupted config version ---------------------------------------------------------
+# -- a corrupted config version ---------------------------------------------------------
 
 CORRUPT_VERSIONS = [b"1e400", b"inf", b"nan", b"-5", b"12345678901234567890", b"abc", b"0", b"007",
                     b"999999999999999"]
@@ -159,7 +159,7 @@ def test_the_config_script_reads_an_unreadable_version_as_none(redis_env):
         v1 = v2
 
 
-# -- item 6: a deeply nested config document ----------------------------------------------------
+# -- a deeply nested config document ----------------------------------------------------
 
 
 def test_a_deeply_nested_config_doc_is_replaced_without_looping(cluster, redis_env, caplog):
@@ -184,7 +184,7 @@ def test_a_deeply_nested_config_doc_is_replaced_without_looping(cluster, redis_e
     assert "nests deeper than" in caplog.text
 
 
-# -- item 7: a node key of the wrong Redis type -------------------------------------------------
+# -- a node key of the wrong Redis type -------------------------------------------------
 
 
 @pytest.mark.parametrize("kind", ["set", "string", "list"])
