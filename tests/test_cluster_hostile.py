@@ -255,3 +255,23 @@ def test_a_shared_key_holding_garbage_is_repaired_and_sync_goes_on(cluster, redi
     wait_until(lambda: a.phase3_config == cfg and sa.config_version == sb.config_version, timeout=10)
     assert r.get(k["gen"]).isdigit() and r.type(k["events"]) == b"stream" and r.type(k["nodes"]) == b"set"
     assert no_errors(sa, sb)
+
+
+def test_a_stream_entry_with_the_largest_id_stops_writes_only_until_the_stream_is_deleted(
+        cluster, redis_env, caplog):
+    (a, sa), (b, sb) = cluster("a"), cluster("b")
+    k = keys(redis_env)
+    r = redis_env.client
+    a.register_node_with_policy(node_info("n1"))
+    a.update_node_heartbeat("n1", beat())
+    wait_until(lambda: picks(b, "n1"))
+    r.xadd(k["events"], {"e": "x"}, id="18446744073709551615-18446744073709551615")
+    a.register_node_with_policy(node_info("n2"))
+    a.update_node_heartbeat("n2", beat())
+    wait_until(lambda: counts(sa).get("write_refused", 0) >= 1, what="Redis refuses a's writes")
+    assert picks(a, "n2")  # local dispatch goes on
+    r.delete(k["events"])  # what the operator does (docs/SECURITY.md)
+    wait_until(lambda: picks(b, "n2"), timeout=10, what="n2 on b once the stream is deleted")
+    a.update_node_heartbeat("n2", beat(cpu=21.0))
+    wait_until(lambda: b.get_node("n2").cpu_usage == 21.0, what="later beats reach b")
+    assert no_errors(sa, sb)
