@@ -184,6 +184,26 @@ def test_a_deeply_nested_config_doc_is_replaced_without_looping(cluster, redis_e
     assert "nests deeper than" in caplog.text
 
 
+@pytest.mark.parametrize("doc", [b"", None])
+def test_a_config_version_without_a_document_is_no_version(cluster, redis_env, doc):
+    (a, sa), (b, sb) = cluster("a"), cluster("b")
+    k = keys(redis_env)
+    r = redis_env.client
+    wait_until(lambda: sa.config_version == sb.config_version >= 1)
+    if doc is None:
+        r.hdel(k["config"], "doc")
+    else:
+        r.hset(k["config"], "doc", doc)
+    force_resync(redis_env)  # both find no document and publish theirs on "no version"
+    wait_until(lambda: codec.decode_config(r.hget(k["config"], "doc")) == a.phase3_config,
+               what="the document restored")
+    cfg = phase3(pool(1, ["en", "zh"]), pool(9, ["en", "ja"]))
+    a.set_phase3_config(cfg)  # published on "no version", not looping on a conflict
+    wait_until(lambda: b.phase3_config == cfg and sa.config_version == sb.config_version, timeout=10)
+    assert codec.decode_config(r.hget(k["config"], "doc")) == cfg and sa.flush(5)
+    assert no_errors(sa, sb)
+
+
 # -- a node key of the wrong Redis type -------------------------------------------------
 
 
