@@ -145,3 +145,9 @@ def test_backoff_doubles_up_to_its_ceiling_and_starts_again_after_a_success():
     assert seen == [0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 2.0, 2.0]
     backoff.reset()
     assert backoff.delay == 0.05
+    immediate = Backoff(0.0, 1.0)  # the writer's pacing between lost config compare-and-sets
+    seen = []
+    for _ in range(9):
+        seen.append(immediate.delay)
+        immediate.pause(stop)
+    assert seen == [0.0, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.0]
