@@ -51,7 +51,7 @@ def force_resync(env) -> None:
     env.client.delete(keys(env)["epoch"])
 
 
-# -- item 1: a node hash with deeply nested info ------------------------------------------------
+# -- a node hash with deeply nested info ------------------------------------------------
 
 
 def test_a_node_hash_with_deeply_nested_info_is_skipped_and_sync_goes_on(cluster, redis_env, caplog):
@@ -97,7 +97,7 @@ def test_a_stream_entry_with_deeply_nested_info_is_skipped(cluster, redis_env):
     assert "evil" not in b.node_ids() and no_errors(sa, sb)
 
 
-# -- item 5: a corrupted config version ---------------------------------------------------------
+# -- a corrupted config version ---------------------------------------------------------
 
 CORRUPT_VERSIONS = [b"1e400", b"inf", b"nan", b"-5", b"12345678901234567890", b"abc", b"0", b"007",
                     b"999999999999999"]
@@ -159,7 +159,7 @@ def test_the_config_script_reads_an_unreadable_version_as_none(redis_env):
         v1 = v2
 
 
-# -- item 6: a deeply nested config document ----------------------------------------------------
+# -- a deeply nested config document ----------------------------------------------------
 
 
 def test_a_deeply_nested_config_doc_is_replaced_without_looping(cluster, redis_env, caplog):
@@ -184,7 +184,27 @@ def test_a_deeply_nested_config_doc_is_replaced_without_looping(cluster, redis_e
     assert "nests deeper than" in caplog.text
 
 
-# -- item 7: a node key of the wrong Redis type -------------------------------------------------
+@pytest.mark.parametrize("doc", [b"", None])
+def test_a_config_version_without_a_document_is_no_version(cluster, redis_env, doc):
+    (a, sa), (b, sb) = cluster("a"), cluster("b")
+    k = keys(redis_env)
+    r = redis_env.client
+    wait_until(lambda: sa.config_version == sb.config_version >= 1)
+    if doc is None:
+        r.hdel(k["config"], "doc")
+    else:
+        r.hset(k["config"], "doc", doc)
+    force_resync(redis_env)  # both find no document and publish theirs on "no version"
+    wait_until(lambda: codec.decode_config(r.hget(k["config"], "doc")) == a.phase3_config,
+               what="the document restored")
+    cfg = phase3(pool(1, ["en", "zh"]), pool(9, ["en", "ja"]))
+    a.set_phase3_config(cfg)  # published on "no version", not looping on a conflict
+    wait_until(lambda: b.phase3_config == cfg and sa.config_version == sb.config_version, timeout=10)
+    assert codec.decode_config(r.hget(k["config"], "doc")) == cfg and sa.flush(5)
+    assert no_errors(sa, sb)
+
+
+# -- a node key of the wrong Redis type -------------------------------------------------
 
 
 @pytest.mark.parametrize("kind", ["set", "string", "list"])
@@ -254,4 +274,24 @@ def test_a_shared_key_holding_garbage_is_repaired_and_sync_goes_on(cluster, redi
     b.set_phase3_config(cfg)
     wait_until(lambda: a.phase3_config == cfg and sa.config_version == sb.config_version, timeout=10)
     assert r.get(k["gen"]).isdigit() and r.type(k["events"]) == b"stream" and r.type(k["nodes"]) == b"set"
+    assert no_errors(sa, sb)
+
+
+def test_a_stream_entry_with_the_largest_id_stops_writes_only_until_the_stream_is_deleted(
+        cluster, redis_env, caplog):
+    (a, sa), (b, sb) = cluster("a"), cluster("b")
+    k = keys(redis_env)
+    r = redis_env.client
+    a.register_node_with_policy(node_info("n1"))
+    a.update_node_heartbeat("n1", beat())
+    wait_until(lambda: picks(b, "n1"))
+    r.xadd(k["events"], {"e": "x"}, id="18446744073709551615-18446744073709551615")
+    a.register_node_with_policy(node_info("n2"))
+    a.update_node_heartbeat("n2", beat())
+    wait_until(lambda: counts(sa).get("write_refused", 0) >= 1, what="Redis refuses a's writes")
+    assert picks(a, "n2")  # local dispatch goes on
+    r.delete(k["events"])  # what the operator does (docs/SECURITY.md)
+    wait_until(lambda: picks(b, "n2"), timeout=10, what="n2 on b once the stream is deleted")
+    a.update_node_heartbeat("n2", beat(cpu=21.0))
+    wait_until(lambda: b.get_node("n2").cpu_usage == 21.0, what="later beats reach b")
     assert no_errors(sa, sb)

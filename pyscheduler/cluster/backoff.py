@@ -13,6 +13,7 @@ MOST_S = 2.0
 class Backoff:
     """Exponential backoff: the first pause is ``first`` seconds, each next one
     doubles up to ``most``; a successful round starts again from ``first``.
+    With ``first=0`` the first retry is at once, the next after 10 ms.
 
     :meth:`pause` waits on an event, so stopping the thread cuts the pause short.
     """
@@ -32,4 +33,4 @@ class Backoff:
         """Wait the current delay (at most ``longest`` s, or until ``stop`` is set),
         then double it."""
         stop.wait(max(0.0, min(self.delay, longest)))
-        self.delay = min(self.delay * 2, self.most)
+        self.delay = min(max(self.delay * 2, self.first, 0.01), self.most)

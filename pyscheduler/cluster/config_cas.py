@@ -75,16 +75,18 @@ class ConfigSync:
 
     # -- the writer -----------------------------------------------------------------------
 
-    def publish(self, client: Any, script: Any) -> None:
-        """Compare-and-set the local config if a change waits (writer thread)."""
+    def publish(self, client: Any, script: Any) -> bool:
+        """Compare-and-set the local config if a change waits (writer thread);
+        False when the compare-and-set found another version (the writer then
+        backs off before the next attempt)."""
         ctx = self._ctx
         with self._lock:
             if not self.dirty:
-                return
+                return True
             local = ctx.registry.phase3_config
             if self._synced is not None and local == self._synced:
                 self.dirty = False
-                return
+                return True
             base = self._base
         keys = ctx.keys
         result = script(
@@ -94,8 +96,9 @@ class ConfigSync:
         )
         if int(result[0]) == 1:
             self._published(int(result[1]), local)
-        else:
-            self._lost(local, base, int(result[1]), result[2], result[3])
+            return True
+        self._lost(local, base, int(result[1]), result[2], result[3])
+        return False
 
     def _published(self, version: int, local: Phase3Config) -> None:
         with self._lock:

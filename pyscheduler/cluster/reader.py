@@ -72,6 +72,7 @@ class Reader:
         self._fetch: set[str] = set()
         self._pull_config = False
         self._next_reconcile = 0.0
+        self._behind_at: int | None = None  # last_generation when the counter was seen ahead of it
         self.resync_due = True
         self.down = False
         self.synced = threading.Event()
@@ -456,11 +457,32 @@ class Reader:
             self._prune_script(keys=[keys.nodes, *(keys.node(n) for n in chunk)], args=chunk,
                                client=self.client)
 
+    def _stalled(self) -> bool:
+        """Whether the counter has been ahead of this reader for a whole
+        interval without the reader moving: its stream position is past every
+        new entry (the stream was deleted after an entry with a huge id)."""
+        try:
+            top = int(self.client.get(self._ctx.keys.gen) or 0)
+        except ValueError:
+            return False  # garbage: the next write or resync repairs it
+        behind = top > self.last_generation
+        if behind and self._behind_at == self.last_generation:
+            log.warning("cluster sync %s: the stream is at generation %d, this reader at %d and "
+                        "not moving; resyncing", self._ctx.instance_id, top, self.last_generation)
+            self._ctx.counters.count("stalls")
+            self._behind_at = None
+            return True
+        self._behind_at = self.last_generation if behind else None
+        return False
+
     def _reconcile(self) -> None:
         """Find the hashes that expired (their owner stopped) and the owned
         nodes Redis lost; notice a Redis that restarted empty."""
         ctx = self._ctx
         self._next_reconcile = time.monotonic() + self._reconcile_s
+        if self._stalled():
+            self.resync_due = True
+            return
         remote_ids = list(self.remote)
         timeout = ctx.heartbeat_timeout_s()
         owned_ids = [n for n in ctx.owned.ids() if ctx.owned.alive(n, timeout)]

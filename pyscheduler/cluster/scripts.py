@@ -163,21 +163,22 @@ SET_CONFIG = _COUNTER + r"""
 -- Returns {1, new version} or {0, current version, current document, its origin}.
 -- A version is the generation of the change that wrote it, so versions only
 -- grow. A stored version that is not 1 to 15 digits (no sign, no leading
--- zero) or is above the generation counter cannot have been written here: it
--- reads as 0, "no version", so a valid document replaces it and every
--- instance adopts that (codec.decode_version applies the same rule).
+-- zero) or is above the generation counter cannot have been written here, and
+-- neither can one without a document: it reads as 0, "no version", so a
+-- valid document replaces it and every instance adopts that
+-- (codec.decode_version and ConfigSync.pull apply the same rule).
 -- A config key of another type than hash, a stream key of another type than
--- stream, or a counter that is not 1 to 15 digits is garbage, deleted first.
+-- stream, or a counter that is not 1 to 15 digits is garbage, repaired first.
 if redis.call('TYPE', KEYS[1]).ok ~= 'hash' then redis.call('DEL', KEYS[1]) end
 repair_counter(KEYS[3], KEYS[1])
 local top = tonumber(redis.call('GET', KEYS[3]) or '0')
 local raw = redis.call('HGET', KEYS[1], 'version')
 local cur = 0
-if readable(raw) and string.sub(raw, 1, 1) ~= '0' and tonumber(raw) <= top then
-  cur = tonumber(raw)
+local doc = redis.call('HGET', KEYS[1], 'doc') or ''
+if doc ~= '' and readable(raw) and string.sub(raw, 1, 1) ~= '0' and tonumber(raw) <= top then
+  cur = tonumber(raw)  -- a version without a document is no version either
 end
 if cur ~= tonumber(ARGV[1]) then
-  local doc = redis.call('HGET', KEYS[1], 'doc') or ''
   local who = redis.call('HGET', KEYS[1], 'origin') or ''
   return {0, cur, doc, who}
 end

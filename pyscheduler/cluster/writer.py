@@ -60,6 +60,7 @@ class Writer:
         self.stop = threading.Event()
         self.deadline = math.inf  # set by close(): write what is queued until then
         self._batch: list[ScriptOp] | None = None  # taken from the queue, not yet written
+        self._conflicts = Backoff(0.0, 1.0)  # between config compare-and-sets that lost
 
     def request_republish(self) -> None:
         """Write every owned node whole at the next round (any thread)."""
@@ -119,7 +120,10 @@ class Writer:
                 self.republish_due = True
                 raise
             self.synced.set()
-        self._config.publish(self.client, self._config_script)
+        if self._config.publish(self.client, self._config_script):
+            self._conflicts.reset()
+        else:  # lost a compare-and-set: retry soon, but never in a tight loop
+            self._conflicts.pause(self.stop, self.deadline - time.monotonic())
         if self._batch is None:
             self.busy = True
             self._batch = self._build_ops(queue.take(self._batch_size))
