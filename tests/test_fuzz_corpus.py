@@ -57,3 +57,18 @@ def test_the_checked_in_corpus_is_never_written_by_a_run(tmp_path):
     with_dict = _input_targets.fuzz_argv(mine, "phase3_toml")
     assert with_dict[1] == f"-dict={_input_targets.TOML_DICT}" and with_dict[2:] == mine[1:]
     assert _input_targets.fuzz_argv(mine, "node_ingestion") == mine
+
+
+@pytest.mark.parametrize("name", sorted(_input_targets.TARGETS))
+def test_each_fuzz_script_runs_under_atheris(name, tmp_path):
+    """A fixed number of runs (not a time) of each script, as the docs say to run it."""
+    pytest.importorskip("atheris", reason="atheris is not installed (pip install atheris)")
+    import subprocess
+
+    script = FUZZ / f"fuzz_{name}.py"
+    proc = subprocess.run(
+        [sys.executable, str(script), "-runs=300", "-seed=1", str(tmp_path), str(FUZZ / "corpus" / name)],
+        capture_output=True, text=True, timeout=600, check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Done 300 runs" in proc.stderr

@@ -63,7 +63,7 @@ def test_languages_per_capability_are_bounded(name):
 
 
 def test_a_huge_language_list_is_rejected_before_it_is_normalised():
-    with pytest.raises(LimitExceededError, match="asr"):
+    with pytest.raises(LimitExceededError, match="asr: at most 1024 entries, duplicates included, got 2560"):
         LanguageCapabilities(asr=["en"] * (10 * limits.MAX_LANGUAGES_PER_CAPABILITY))
 
 

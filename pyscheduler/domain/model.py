@@ -232,7 +232,7 @@ def _check_input_size(value: Any, limit: int, field: str) -> None:
         size = len(value)
     except TypeError:
         return  # not sized: normalisation names the problem
-    check_size(size, 4 * limit, field, InvalidRequestError)
+    check_size(size, 4 * limit, field, InvalidRequestError, "entries, duplicates included")
 
 
 class NodeStatus(str, enum.Enum):
