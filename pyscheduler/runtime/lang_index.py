@@ -79,7 +79,7 @@ def _csr(rows: np.ndarray, values: np.ndarray, n_rows: int) -> tuple[np.ndarray,
 
 
 def _admitted_codes(pool: PoolConfig, lang_ids: Mapping[str, int], n: int) -> np.ndarray:
-    """``src * n + tgt`` for every pair the pool admits (DESIGN §5 pool eligibility:
+    """``src * n + tgt`` for every pair the pool admits (docs/DESIGN.md §5 pool eligibility:
     both its languages, different, allowed by its rule, not blocked) — built from
     the rule, in time proportional to the pairs admitted."""
     ids = np.array(sorted(lang_ids[c] for c in pool.languages), dtype=np.int64)
