@@ -10,8 +10,8 @@ import re
 from pathlib import Path
 
 import pytest
-
 from helpers import FakeClock, make_registry, node_info, pool
+
 from pyscheduler import JobRequest, MigrationFlags
 
 DOC = (Path(__file__).resolve().parents[1] / "docs" / "OPERATIONS.md").read_text()

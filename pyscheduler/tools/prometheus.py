@@ -107,7 +107,7 @@ def _selections(counters: Mapping[str, int]) -> Metric:
         f"{_PREFIX}_selections", "Selections made, by path served and result.", labels=["path", "result"]
     )
     total, failed = counters.get("selections", 0), counters.get("selections_failed", 0)
-    legacy, legacy_failed = counters.get("selections_legacy", 0), counters.get("selections_failed_legacy", 0)
+    legacy, legacy_failed = counters.get("legacy_selections", 0), counters.get("legacy_selections_failed", 0)
     family.add_metric(["legacy", "ok"], legacy - legacy_failed)
     family.add_metric(["legacy", "failed"], legacy_failed)
     family.add_metric(["fast", "ok"], (total - legacy) - (failed - legacy_failed))
