@@ -55,6 +55,7 @@ _COUNTERS: tuple[tuple[str, str, str], ...] = (
     ("snapshots_built", "snapshots_built", "Runtime snapshot generations built."),
     ("shadow_compared", "shadow_compared", "Decisions computed on both paths in shadow mode."),
     ("shadow_mismatch", "shadow_mismatched", "Shadow-mode decisions where the two paths differed."),
+    ("shadow_skipped", "shadow_skipped", "Shadow comparisons skipped: the loads moved in between."),
 )
 
 _PREFIX = "pyscheduler"
