@@ -143,7 +143,11 @@ class Dispatcher:
         host, port = self._server.sockets[0].getsockname()[:2]
         self.port = port
         if self.metrics_port is not None:
-            await self._start_metrics()
+            try:
+                await self._start_metrics()
+            except BaseException:  # e.g. prometheus-client missing: close what is open
+                await self.stop()
+                raise
         return host, port
 
     async def _start_metrics(self) -> None:
@@ -492,6 +496,7 @@ async def run_demo(
     seed: int = 1,
     concurrency: int = 4,
     pace_s: float = 0.05,
+    metrics_port: int | None = None,
 ) -> dict:
     """Start a dispatcher on an ephemeral localhost port, connect ``nodes``
     simulated nodes, submit ``jobs`` jobs from ``concurrency`` clients (each
@@ -501,7 +506,9 @@ async def run_demo(
     registry = NodeRegistry(Phase3Config(pools=DEFAULT_POOLS), flags=flags)
     rng = random.Random(seed)
     outcome: Counter[str] = Counter()
-    async with Dispatcher(registry) as dispatcher:
+    async with Dispatcher(registry, metrics_port=metrics_port) as dispatcher:
+        if metrics_port is not None:
+            print(f"metrics: http://{dispatcher.host}:{dispatcher.metrics_port}/metrics", flush=True)
         fleet = [
             SimulatedNode(f"gpu-{k:02d}", LANGUAGE_SETS[k % len(LANGUAGE_SETS)],
                           max_jobs=rng.randint(1, 4), seed=seed)
@@ -550,13 +557,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--engine", choices=("fast", "legacy"), default="fast")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument(
+        "--metrics-port", type=int, default=None,
+        help="serve Prometheus metrics on this localhost port during the run (0: any free port)",
+    )  # fmt: skip
+    parser.add_argument(
         "--max-seconds", type=float, default=60.0, help="stop by then at the latest"
     )
     args = parser.parse_args(argv)
 
     async def bounded() -> dict:
         return await asyncio.wait_for(
-            run_demo(args.nodes, args.jobs, engine=args.engine, seed=args.seed), args.max_seconds
+            run_demo(args.nodes, args.jobs, engine=args.engine, seed=args.seed,
+                     metrics_port=args.metrics_port),
+            args.max_seconds,
         )
 
     try:

@@ -14,8 +14,8 @@ from pyscheduler.tools.cli import build_parser
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES = sorted(
     [ROOT / "README.md", *(ROOT / "docs").glob("*.md"), *(ROOT / "pyscheduler").rglob("*.py"),
-     *(ROOT / "pyscheduler").rglob("*.pyi"), *(ROOT / "examples").glob("*"),
-     *(ROOT / "asv_benchmarks").rglob("*.py")]  # fmt: skip
+     *(ROOT / "pyscheduler").rglob("*.pyi"), *(ROOT / "examples").glob("*.py"),
+     *(ROOT / "examples").glob("*.toml"), *(ROOT / "asv_benchmarks" / "benchmarks").glob("*.py")]  # fmt: skip
 )
 SECTIONS = {int(n) for n in re.findall(r"^## (\d+)\.", (ROOT / "docs" / "DESIGN.md").read_text(), re.M)}
 

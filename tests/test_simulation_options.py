@@ -206,3 +206,17 @@ def test_a_single_level_run_has_one_candidate_set():
     assert report.timeline.pool_ids == (None,)
     assert report.pool_usage[-1].pool_id is None
     assert report.timeline.pool_in_use[-1][0] == report.pool_usage[-1].in_use
+
+
+def test_one_engine_map_for_one_process_and_several_instances():
+    from pyscheduler import _compat
+    from pyscheduler.tools import cluster_sim
+    from pyscheduler.tools.engines import default_engine, describe_engine
+
+    for name in ENGINES:
+        assert cluster_sim._flags(name) == engine_flags(name)
+        assert describe_engine(name).startswith("serves ")
+    assert default_engine() == ("fast" if _compat.HAVE_HOTPATH else "legacy")
+    assert cluster_sim._flags(None) == engine_flags(default_engine())
+    with pytest.raises(ValueError, match="unknown engine"):
+        describe_engine("turbo")

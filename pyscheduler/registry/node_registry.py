@@ -584,9 +584,9 @@ class NodeRegistry:
 
     def _finish(self, selection: Selection, node: NodeRecord | None, now: float) -> Selection:
         """Count the selection; give a reserved node's selection its token."""
-        self._metrics.inc("selections_legacy")  # the fast path's share is the rest
+        self._metrics.inc("legacy_selections")  # the fast path's share is the rest
         if node is None:
-            self._metrics.inc("selections_failed_legacy")
+            self._metrics.inc("legacy_selections_failed")
             self._count_failure(selection.breakdown.top_reason)
             return selection
         self._metrics.inc("selections")

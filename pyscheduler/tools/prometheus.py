@@ -55,6 +55,7 @@ _COUNTERS: tuple[tuple[str, str, str], ...] = (
     ("snapshots_built", "snapshots_built", "Runtime snapshot generations built."),
     ("shadow_compared", "shadow_compared", "Decisions computed on both paths in shadow mode."),
     ("shadow_mismatch", "shadow_mismatched", "Shadow-mode decisions where the two paths differed."),
+    ("shadow_skipped", "shadow_skipped", "Shadow comparisons skipped: the loads moved in between."),
 )
 
 _PREFIX = "pyscheduler"
@@ -107,7 +108,7 @@ def _selections(counters: Mapping[str, int]) -> Metric:
         f"{_PREFIX}_selections", "Selections made, by path served and result.", labels=["path", "result"]
     )
     total, failed = counters.get("selections", 0), counters.get("selections_failed", 0)
-    legacy, legacy_failed = counters.get("selections_legacy", 0), counters.get("selections_failed_legacy", 0)
+    legacy, legacy_failed = counters.get("legacy_selections", 0), counters.get("legacy_selections_failed", 0)
     family.add_metric(["legacy", "ok"], legacy - legacy_failed)
     family.add_metric(["legacy", "failed"], legacy_failed)
     family.add_metric(["fast", "ok"], (total - legacy) - (failed - legacy_failed))
