@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 
 from ..domain.flags import MigrationFlags
-from ..domain.model import Heartbeat, Reason
+from ..domain.model import Heartbeat, Reason, Selection
 from ..registry.node_registry import NodeRegistry
 from .engines import ENGINES, describe_engine, engine_flags
 from .report import percentile
@@ -324,7 +324,7 @@ def simulate(
 ) -> SimulationReport:
     """Run ``jobs`` jobs of a standard workload through ``select_node`` in simulated time.
 
-    ``workload``: a name from :data:`~pyscheduler.workloads.WORKLOADS` (built
+    ``workload``: a name from :data:`~pyscheduler.tools.workloads.WORKLOADS` (built
     with ``seed``) or a :class:`Workload`. ``seed`` also seeds the job stream
     and the simulation's own draws. ``job_interval_s`` (simulated seconds
     between jobs) defaults to the value that offers :data:`TARGET_LOAD` of
@@ -333,8 +333,8 @@ def simulate(
     ``heartbeat_timeout_s``).
 
     ``engine`` (one of :data:`ENGINES`) or ``flags`` (not both) picks the
-    selection path; the default is legacy. ``heartbeat_interval_s`` is how
-    often nodes beat (default: the config's ``heartbeat_interval_s``; the
+    selection path; the default is the registry's default. ``heartbeat_interval_s``
+    is how often nodes beat (default: the config's ``heartbeat_interval_s``; the
     config's ``heartbeat_timeout_s`` is unchanged, so an interval above it lets
     nodes go stale between beats). ``sessions`` replaces the workload's session
     count in the job stream. ``fail_rate`` (0 to 1) is the share of nodes that
@@ -343,35 +343,19 @@ def simulate(
     ``progress(done, total)`` is called once the registry is built (``done`` 0)
     and then every 1,000 jobs.
     """
-    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
-        raise ValueError(f"jobs must be a positive integer, got {jobs!r}")
-    low, high = job_duration_s
-    if not 0 < low <= high:
-        raise ValueError(
-            f"job_duration_s must be (low, high) with 0 < low <= high, got {job_duration_s!r}"
-        )
-    if sweep_interval_s <= 0:
-        raise ValueError(f"sweep_interval_s must be > 0, got {sweep_interval_s!r}")
+    _check_arguments(jobs, job_duration_s, sweep_interval_s, heartbeat_interval_s, sessions, fail_rate)
     if engine is not None:
         if flags is not None:
             raise ValueError("give engine or flags, not both")
         flags = engine_flags(engine)
-    if heartbeat_interval_s is not None and not 0 < heartbeat_interval_s < float("inf"):
-        raise ValueError(f"heartbeat_interval_s must be > 0, got {heartbeat_interval_s!r}")
-    if sessions is not None and (
-        isinstance(sessions, bool) or not isinstance(sessions, int) or sessions < 1
-    ):
-        raise ValueError(f"sessions must be a positive integer, got {sessions!r}")
-    if isinstance(fail_rate, bool) or not isinstance(fail_rate, (int, float)) or not 0.0 <= fail_rate <= 1.0:
-        raise ValueError(f"fail_rate must be a number in [0, 1], got {fail_rate!r}")
     wl = make_workload(workload, seed) if isinstance(workload, str) else workload
     if not isinstance(wl, Workload):
         raise TypeError(f"workload must be a name or a Workload, got {workload!r}")
     if sessions is not None:
         wl = replace(wl, sessions=sessions)
-    capacity = max(wl.capacity, 1)
     if job_interval_s is None:
-        job_interval_s = (low + high) / 2 / (TARGET_LOAD * capacity)
+        low, high = job_duration_s
+        job_interval_s = (low + high) / 2 / (TARGET_LOAD * max(wl.capacity, 1))
     if not job_interval_s > 0:
         raise ValueError(f"job_interval_s must be > 0, got {job_interval_s!r}")
 
@@ -381,216 +365,376 @@ def simulate(
     build_time = time.perf_counter() - wall_start
     if progress is not None:
         progress(0, jobs)
-
-    rng = random.Random(f"pyscheduler-simulation:{wl.name}:{wl.seed}:{seed}")
-    stream = JobStream(wl, seed)
-    cfg = registry.phase3_config
-    interval = cfg.heartbeat_interval_s if heartbeat_interval_s is None else heartbeat_interval_s
-    node_ids = wl.node_ids
-    n_nodes = len(node_ids)
-    index = {node_id: i for i, node_id in enumerate(node_ids)}
-    max_jobs = [info.max_concurrent_jobs for info in wl.nodes]
-    base = [(hb.cpu_usage, hb.memory_usage, hb.gpu_usage) for hb in wl.initial_heartbeats]
-    running = [hb.current_jobs for hb in wl.initial_heartbeats]
-    failed = [False] * n_nodes
-
-    # The event queue: (time, sequence, kind, node index).
-    events: list[tuple[float, int, int, int]] = []
-    seq = 0
-    for i, n in enumerate(running):
-        for _ in range(n):  # the jobs the fleet was already running end over time
-            events.append((rng.uniform(0.0, high), seq, _COMPLETION, i))
-            seq += 1
-    if heartbeats:
-        for i in range(n_nodes):
-            events.append((rng.uniform(0.0, interval), seq, _HEARTBEAT, i))
-            seq += 1
-    events.append((sweep_interval_s, seq, _SWEEP, -1))
-    seq += 1
-    # Failures have their own generator: a run without them draws exactly as before.
-    silent_mode: dict[int, bool] = {}
+    interval = registry.phase3_config.heartbeat_interval_s
+    run = _Run(
+        registry,
+        clock,
+        wl,
+        seed,
+        job_duration_s=job_duration_s,
+        heartbeat_interval_s=interval if heartbeat_interval_s is None else heartbeat_interval_s,
+        sweep_interval_s=sweep_interval_s,
+        heartbeats=heartbeats,
+    )
     if fail_rate > 0:
-        frng = random.Random(f"pyscheduler-simulation-failures:{wl.name}:{wl.seed}:{seed}")
-        duration = jobs * job_interval_s
-        for i in frng.sample(range(n_nodes), round(fail_rate * n_nodes)):
-            silent_mode[i] = frng.random() < 0.5
-            events.append((frng.uniform(0.0, duration), seq, _FAILURE, i))
-            seq += 1
-    heapq.heapify(events)
-
-    # The timeline: pools as they are now, their members as index arrays.
-    pools_now = registry.pools()
-    pool_ids: list[int | None] = [p.pool_id for p in pools_now]
-    pool_names = [p.name for p in pools_now]
-    owner_parts, member_parts = [], []
-    for k, pool in enumerate(pools_now):
-        members = [index[m] for m in registry.pool_members(pool.pool_id)]
-        owner_parts.append(np.full(len(members), k, dtype=np.int64))
-        member_parts.append(np.asarray(members, dtype=np.int64))
-    if not pools_now:  # single-level scheduling: one candidate set of all nodes
-        pool_ids, pool_names = [None], ["all nodes"]
-        owner_parts, member_parts = [np.zeros(n_nodes, np.int64)], [np.arange(n_nodes)]
-    owner = np.concatenate(owner_parts) if owner_parts else np.zeros(0, np.int64)
-    members_flat = np.concatenate(member_parts) if member_parts else np.zeros(0, np.int64)
-    max_jobs_arr = np.asarray(max_jobs, dtype=np.int64)
-    pool_capacity = np.bincount(owner, weights=max_jobs_arr[members_flat], minlength=len(pool_ids))
-    step = max(1, -(-jobs // TIMELINE_POINTS))
-    samples: list[tuple[float, int, int, int, int, int]] = []
-    pool_rows: list[np.ndarray] = []
-    window_placed = window_failed = 0
-    nodes_down = capacity_down = 0
-
-    latencies = np.empty(jobs, dtype=np.int64)
-    rejections: Counter[Reason] = Counter()
-    placed: Counter[int | None] = Counter()
-    successes = fallbacks = beats = completions = sweeps = marked = 0
-    silent = disconnected = jobs_lost = placed_on_failed = 0
-    path = "legacy"
-    perf_ns = time.perf_counter_ns
-    select = registry.select_node
+        run.schedule_failures(fail_rate, jobs * job_interval_s)
     loop_start = time.perf_counter()
-
-    for k in range(jobs):
-        now = clock.advance(job_interval_s)
-        while events and events[0][0] <= now:
-            at, _, kind, i = heapq.heappop(events)
-            clock.now = at
-            if kind == _COMPLETION:
-                if failed[i]:
-                    continue  # the job was lost with its node
-                if running[i] > 0:
-                    running[i] -= 1
-                completions += 1
-            elif kind == _HEARTBEAT:
-                if failed[i]:
-                    continue  # a failed node beats no more
-                cpu, memory, gpu = base[i]
-                beat = Heartbeat(
-                    cpu_usage=_clamp(cpu + rng.gauss(0.0, 3.0)),
-                    memory_usage=_clamp(memory + rng.gauss(0.0, 2.0)),
-                    gpu_usage=None if gpu is None else _clamp(gpu + rng.gauss(0.0, 3.0)),
-                    current_jobs=running[i],
-                )
-                registry.update_node_heartbeat(node_ids[i], beat)
-                beats += 1
-                heapq.heappush(events, (at + interval, seq, _HEARTBEAT, i))
-                seq += 1
-            elif kind == _SWEEP:
-                marked += len(registry.sweep())
-                sweeps += 1
-                heapq.heappush(events, (at + sweep_interval_s, seq, _SWEEP, -1))
-                seq += 1
-            else:  # _FAILURE
-                failed[i] = True
-                jobs_lost += running[i]
-                running[i] = 0
-                nodes_down += 1
-                capacity_down += max_jobs[i]
-                if silent_mode[i]:
-                    silent += 1
-                else:
-                    registry.disconnect_node(node_ids[i])
-                    disconnected += 1
-        clock.now = now
-
-        job = next(stream)
-        t0 = perf_ns()
-        selection = select(job)
-        latencies[k] = perf_ns() - t0
-
-        path = selection.path
-        if selection.fallback_used:
-            fallbacks += 1
-        if selection.ok:
-            registry.commit(selection)
-            i = index[selection.node_id]  # type: ignore[index]
-            successes += 1
-            window_placed += 1
-            placed[selection.pool_id] += 1
-            if failed[i]:
-                placed_on_failed += 1  # sent to a silent node: the job is lost
-            else:
-                running[i] += 1
-                heapq.heappush(events, (now + rng.uniform(low, high), seq, _COMPLETION, i))
-                seq += 1
-        else:
-            window_failed += 1
-            rejections[selection.breakdown.top_reason or Reason.NO_NODES] += 1
-        if (k + 1) % step == 0 or k + 1 == jobs:
-            in_use = np.asarray(running, dtype=np.int64)
-            pool_rows.append(np.bincount(owner, weights=in_use[members_flat], minlength=len(pool_ids)))
-            samples.append(
-                (now, window_placed, window_failed, n_nodes - nodes_down, int(in_use.sum()),
-                 capacity - capacity_down)
-            )  # fmt: skip
-            window_placed = window_failed = 0
-        if progress is not None and (k + 1) % 1000 == 0:
-            progress(k + 1, jobs)
-
+    run.dispatch(jobs, job_interval_s, progress)
     wall_time = time.perf_counter() - loop_start
-    select_ns = int(latencies.sum())
-    p50, p95, p99 = (percentile(latencies, q) / 1000.0 for q in (50, 95, 99))
-    latency = {
-        "p50": float(p50),
-        "p95": float(p95),
-        "p99": float(p99),
-        "mean": float(latencies.mean()) / 1000.0,
-        "max": float(latencies.max()) / 1000.0,
-    }
-    series = np.asarray(samples, dtype=np.float64)
-    timeline = Timeline(
-        t=series[:, 0],
-        placed=series[:, 1].astype(np.int64),
-        not_placed=series[:, 2].astype(np.int64),
-        nodes_up=series[:, 3].astype(np.int64),
-        fleet_in_use=series[:, 4].astype(np.int64),
-        capacity_up=series[:, 5].astype(np.int64),
-        pool_ids=tuple(pool_ids),
-        pool_names=tuple(pool_names),
-        pool_capacity=pool_capacity.astype(np.int64),
-        pool_in_use=np.vstack(pool_rows).astype(np.int64),
-    )
-    shadow_compared = shadow_mismatches = None
-    if flags is not None and flags.shadow_compare:
-        counters = registry.metrics()["counters"]
-        shadow_compared = int(counters.get("shadow_compared", 0))
-        shadow_mismatches = int(counters.get("shadow_mismatch", 0))
     if engine is None:
-        engine = path if flags is None else _engine_name(flags)
-    usage = _pool_usage(registry, index, running, max_jobs, placed)
-    return SimulationReport(
-        workload=wl.name,
-        seed=seed,
-        nodes=n_nodes,
-        pools=sum(1 for p in usage if p.pool_id is not None),
-        path=path,
-        jobs=jobs,
-        successes=successes,
-        decisions_per_s=jobs / (select_ns / 1e9) if select_ns else float("inf"),
-        wall_time_s=wall_time,
-        build_time_s=build_time,
-        select_time_s=select_ns / 1e9,
-        simulated_time_s=clock.now,
-        job_interval_s=job_interval_s,
-        latency_us=latency,
-        rejections=dict(sorted(rejections.items(), key=lambda rc: (-rc[1], rc[0].value))),
-        fallbacks=fallbacks,
-        heartbeats=beats,
-        completions=completions,
-        sweeps=sweeps,
-        nodes_marked_by_sweep=marked,
-        heartbeats_enabled=heartbeats,
-        pool_usage=usage,
+        engine = run.path if flags is None else _engine_name(flags)
+    return run.report(
         engine=engine,
-        sessions=wl.sessions,
-        heartbeat_interval_s=float(interval),
-        fail_rate=float(fail_rate),
-        failures_injected=FailureStats(silent, disconnected, jobs_lost, placed_on_failed),
-        shadow_compared=shadow_compared,
-        shadow_mismatches=shadow_mismatches,
-        latencies_ns=latencies,
-        timeline=timeline,
+        flags=flags,
+        build_time_s=build_time,
+        wall_time_s=wall_time,
+        job_interval_s=job_interval_s,
+        heartbeats_enabled=heartbeats,
+        fail_rate=fail_rate,
     )
+
+
+def _check_arguments(
+    jobs: int,
+    job_duration_s: tuple[float, float],
+    sweep_interval_s: float,
+    heartbeat_interval_s: float | None,
+    sessions: int | None,
+    fail_rate: float,
+) -> None:
+    """ValueError naming the first argument of :func:`simulate` that is out of range."""
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise ValueError(f"jobs must be a positive integer, got {jobs!r}")
+    low, high = job_duration_s
+    if not 0 < low <= high:
+        raise ValueError(
+            f"job_duration_s must be (low, high) with 0 < low <= high, got {job_duration_s!r}"
+        )
+    if sweep_interval_s <= 0:
+        raise ValueError(f"sweep_interval_s must be > 0, got {sweep_interval_s!r}")
+    if heartbeat_interval_s is not None and not 0 < heartbeat_interval_s < float("inf"):
+        raise ValueError(f"heartbeat_interval_s must be > 0, got {heartbeat_interval_s!r}")
+    if sessions is not None and (
+        isinstance(sessions, bool) or not isinstance(sessions, int) or sessions < 1
+    ):
+        raise ValueError(f"sessions must be a positive integer, got {sessions!r}")
+    if isinstance(fail_rate, bool) or not isinstance(fail_rate, (int, float)) or not 0.0 <= fail_rate <= 1.0:
+        raise ValueError(f"fail_rate must be a number in [0, 1], got {fail_rate!r}")
+
+
+class _Events:
+    """The event queue: ``(time, sequence, kind, node index)``, earliest first."""
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, int, int]] = []
+        self._seq = 0
+
+    def push(self, at: float, kind: int, node: int = -1) -> None:
+        heapq.heappush(self._heap, (at, self._seq, kind, node))
+        self._seq += 1
+
+    def pop_due(self, now: float) -> tuple[float, int, int] | None:
+        """The earliest event at or before ``now`` as ``(time, kind, node)``, or None."""
+        if not self._heap or self._heap[0][0] > now:
+            return None
+        at, _, kind, node = heapq.heappop(self._heap)
+        return at, kind, node
+
+
+@dataclass
+class _Tally:
+    """What a run counts as it goes."""
+
+    successes: int = 0
+    fallbacks: int = 0
+    heartbeats: int = 0
+    completions: int = 0
+    sweeps: int = 0
+    marked: int = 0  # nodes the sweeps marked offline or degraded
+    silent: int = 0  # failed nodes that went silent
+    disconnected: int = 0  # failed nodes whose connection dropped
+    jobs_lost: int = 0  # running on a node when it failed
+    placed_on_failed: int = 0  # placed on a silent node before the registry noticed
+    rejections: Counter[Reason] = field(default_factory=Counter)
+    placed: Counter[int | None] = field(default_factory=Counter)
+
+
+class _TimelineRecorder:
+    """Samples the fleet and every pool about :data:`TIMELINE_POINTS` times over a run."""
+
+    def __init__(self, registry: NodeRegistry, index: Mapping[str, int], max_jobs: list[int], jobs: int) -> None:
+        pools_now = registry.pools()
+        n_nodes = len(index)
+        self.pool_ids: list[int | None] = [p.pool_id for p in pools_now]
+        self.pool_names = [p.name for p in pools_now]
+        owner_parts, member_parts = [], []
+        for k, pool in enumerate(pools_now):
+            members = [index[m] for m in registry.pool_members(pool.pool_id)]
+            owner_parts.append(np.full(len(members), k, dtype=np.int64))
+            member_parts.append(np.asarray(members, dtype=np.int64))
+        if not pools_now:  # single-level scheduling: one candidate set of all nodes
+            self.pool_ids, self.pool_names = [None], ["all nodes"]
+            owner_parts, member_parts = [np.zeros(n_nodes, np.int64)], [np.arange(n_nodes)]
+        self._owner = np.concatenate(owner_parts) if owner_parts else np.zeros(0, np.int64)
+        self._members = np.concatenate(member_parts) if member_parts else np.zeros(0, np.int64)
+        weights = np.asarray(max_jobs, dtype=np.int64)[self._members]
+        self.pool_capacity = np.bincount(self._owner, weights=weights, minlength=len(self.pool_ids))
+        self.step = max(1, -(-jobs // TIMELINE_POINTS))
+        self._samples: list[tuple[float, int, int, int, int, int]] = []
+        self._pool_rows: list[np.ndarray] = []
+        self.placed = self.not_placed = 0  # since the last sample
+
+    def sample(self, now: float, running: list[int], nodes_up: int, capacity_up: int) -> None:
+        in_use = np.asarray(running, dtype=np.int64)
+        self._pool_rows.append(
+            np.bincount(self._owner, weights=in_use[self._members], minlength=len(self.pool_ids))
+        )
+        self._samples.append(
+            (now, self.placed, self.not_placed, nodes_up, int(in_use.sum()), capacity_up)
+        )
+        self.placed = self.not_placed = 0
+
+    def timeline(self) -> Timeline:
+        series = np.asarray(self._samples, dtype=np.float64)
+        return Timeline(
+            t=series[:, 0],
+            placed=series[:, 1].astype(np.int64),
+            not_placed=series[:, 2].astype(np.int64),
+            nodes_up=series[:, 3].astype(np.int64),
+            fleet_in_use=series[:, 4].astype(np.int64),
+            capacity_up=series[:, 5].astype(np.int64),
+            pool_ids=tuple(self.pool_ids),
+            pool_names=tuple(self.pool_names),
+            pool_capacity=self.pool_capacity.astype(np.int64),
+            pool_in_use=np.vstack(self._pool_rows).astype(np.int64),
+        )
+
+
+class _Run:
+    """One simulation: the fleet as the simulation sees it, its events and its tally.
+
+    ``running`` is what each node is really running (the registry learns it at
+    the node's next heartbeat); ``failed`` marks nodes that failed for good.
+    """
+
+    def __init__(
+        self,
+        registry: NodeRegistry,
+        clock: VirtualClock,
+        wl: Workload,
+        seed: int,
+        *,
+        job_duration_s: tuple[float, float],
+        heartbeat_interval_s: float,
+        sweep_interval_s: float,
+        heartbeats: bool,
+    ) -> None:
+        self.registry, self.clock, self.wl, self.seed = registry, clock, wl, seed
+        self.rng = random.Random(f"pyscheduler-simulation:{wl.name}:{wl.seed}:{seed}")
+        self.stream = JobStream(wl, seed)
+        self.job_duration_s = job_duration_s
+        self.interval = heartbeat_interval_s
+        self.sweep_interval_s = sweep_interval_s
+        self.node_ids = wl.node_ids
+        self.index = {node_id: i for i, node_id in enumerate(self.node_ids)}
+        self.max_jobs = [info.max_concurrent_jobs for info in wl.nodes]
+        self.base = [(hb.cpu_usage, hb.memory_usage, hb.gpu_usage) for hb in wl.initial_heartbeats]
+        self.running = [hb.current_jobs for hb in wl.initial_heartbeats]
+        self.failed = [False] * len(self.node_ids)
+        self.silent_mode: dict[int, bool] = {}  # failing node -> goes silent (else disconnects)
+        self.nodes_down = self.capacity_down = 0
+        self.tally = _Tally()
+        self.path = "legacy"
+        self.latencies = np.empty(0, dtype=np.int64)
+        self.events = _Events()
+        high = job_duration_s[1]
+        for i, n in enumerate(self.running):
+            for _ in range(n):  # the jobs the fleet was already running end over time
+                self.events.push(self.rng.uniform(0.0, high), _COMPLETION, i)
+        if heartbeats:
+            for i in range(len(self.node_ids)):
+                self.events.push(self.rng.uniform(0.0, self.interval), _HEARTBEAT, i)
+        self.events.push(sweep_interval_s, _SWEEP)
+
+    def schedule_failures(self, fail_rate: float, duration: float) -> None:
+        """Make ``fail_rate`` of the nodes fail once during the run, half of them silently.
+
+        Failures have their own generator: a run without them draws exactly as before.
+        """
+        wl, n_nodes = self.wl, len(self.node_ids)
+        frng = random.Random(f"pyscheduler-simulation-failures:{wl.name}:{wl.seed}:{self.seed}")
+        for i in frng.sample(range(n_nodes), round(fail_rate * n_nodes)):
+            self.silent_mode[i] = frng.random() < 0.5
+            self.events.push(frng.uniform(0.0, duration), _FAILURE, i)
+
+    # -- events ---------------------------------------------------------------------------
+
+    def apply_due_events(self, now: float) -> None:
+        """Apply every event due by ``now``, in time order, the clock at each one's time."""
+        handlers = {
+            _COMPLETION: self._complete,
+            _HEARTBEAT: self._beat,
+            _SWEEP: self._sweep,
+            _FAILURE: self._fail,
+        }
+        while (event := self.events.pop_due(now)) is not None:
+            at, kind, node = event
+            self.clock.now = at
+            handlers[kind](at, node)
+        self.clock.now = now
+
+    def _complete(self, at: float, i: int) -> None:
+        if self.failed[i]:
+            return  # the job was lost with its node
+        if self.running[i] > 0:
+            self.running[i] -= 1
+        self.tally.completions += 1
+
+    def _beat(self, at: float, i: int) -> None:
+        if self.failed[i]:
+            return  # a failed node beats no more
+        cpu, memory, gpu = self.base[i]
+        rng = self.rng
+        beat = Heartbeat(
+            cpu_usage=_clamp(cpu + rng.gauss(0.0, 3.0)),
+            memory_usage=_clamp(memory + rng.gauss(0.0, 2.0)),
+            gpu_usage=None if gpu is None else _clamp(gpu + rng.gauss(0.0, 3.0)),
+            current_jobs=self.running[i],
+        )
+        self.registry.update_node_heartbeat(self.node_ids[i], beat)
+        self.tally.heartbeats += 1
+        self.events.push(at + self.interval, _HEARTBEAT, i)
+
+    def _sweep(self, at: float, _node: int) -> None:
+        self.tally.marked += len(self.registry.sweep())
+        self.tally.sweeps += 1
+        self.events.push(at + self.sweep_interval_s, _SWEEP)
+
+    def _fail(self, at: float, i: int) -> None:
+        self.failed[i] = True
+        self.tally.jobs_lost += self.running[i]
+        self.running[i] = 0
+        self.nodes_down += 1
+        self.capacity_down += self.max_jobs[i]
+        if self.silent_mode[i]:
+            self.tally.silent += 1
+        else:
+            self.registry.disconnect_node(self.node_ids[i])
+            self.tally.disconnected += 1
+
+    # -- jobs -----------------------------------------------------------------------------
+
+    def dispatch(
+        self, jobs: int, job_interval_s: float, progress: Callable[[int, int], None] | None
+    ) -> None:
+        """Send ``jobs`` jobs, one every ``job_interval_s``; only ``select_node`` is timed."""
+        self.latencies = latencies = np.empty(jobs, dtype=np.int64)
+        self.recorder = recorder = _TimelineRecorder(self.registry, self.index, self.max_jobs, jobs)
+        perf_ns, select = time.perf_counter_ns, self.registry.select_node
+        capacity = max(self.wl.capacity, 1)
+        for k in range(jobs):
+            now = self.clock.advance(job_interval_s)
+            self.apply_due_events(now)
+            job = next(self.stream)
+            t0 = perf_ns()
+            selection = select(job)
+            latencies[k] = perf_ns() - t0
+            self._settle(selection, now)
+            if (k + 1) % recorder.step == 0 or k + 1 == jobs:
+                recorder.sample(
+                    now, self.running, len(self.node_ids) - self.nodes_down, capacity - self.capacity_down
+                )
+            if progress is not None and (k + 1) % 1000 == 0:
+                progress(k + 1, jobs)
+
+    def _settle(self, selection: Selection, now: float) -> None:
+        """Commit a placed job (it ends after a random duration) or count why it was not."""
+        tally, recorder = self.tally, self.recorder
+        self.path = selection.path
+        if selection.fallback_used:
+            tally.fallbacks += 1
+        if not selection.ok:
+            recorder.not_placed += 1
+            tally.rejections[selection.breakdown.top_reason or Reason.NO_NODES] += 1
+            return
+        self.registry.commit(selection)
+        i = self.index[selection.node_id]  # type: ignore[index]
+        tally.successes += 1
+        recorder.placed += 1
+        tally.placed[selection.pool_id] += 1
+        if self.failed[i]:
+            tally.placed_on_failed += 1  # sent to a silent node: the job is lost
+            return
+        self.running[i] += 1
+        low, high = self.job_duration_s
+        self.events.push(now + self.rng.uniform(low, high), _COMPLETION, i)
+
+    # -- the report -----------------------------------------------------------------------
+
+    def report(
+        self,
+        *,
+        engine: str,
+        flags: MigrationFlags | None,
+        build_time_s: float,
+        wall_time_s: float,
+        job_interval_s: float,
+        heartbeats_enabled: bool,
+        fail_rate: float,
+    ) -> SimulationReport:
+        latencies, tally = self.latencies, self.tally
+        jobs = len(latencies)
+        select_ns = int(latencies.sum())
+        shadow_compared = shadow_mismatches = None
+        if flags is not None and flags.shadow_compare:
+            counters = self.registry.metrics()["counters"]
+            shadow_compared = int(counters.get("shadow_compared", 0))
+            shadow_mismatches = int(counters.get("shadow_mismatch", 0))
+        usage = _pool_usage(self.registry, self.index, self.running, self.max_jobs, tally.placed)
+        return SimulationReport(
+            workload=self.wl.name,
+            seed=self.seed,
+            nodes=len(self.node_ids),
+            pools=sum(1 for p in usage if p.pool_id is not None),
+            path=self.path,
+            jobs=jobs,
+            successes=tally.successes,
+            decisions_per_s=jobs / (select_ns / 1e9) if select_ns else float("inf"),
+            wall_time_s=wall_time_s,
+            build_time_s=build_time_s,
+            select_time_s=select_ns / 1e9,
+            simulated_time_s=self.clock.now,
+            job_interval_s=job_interval_s,
+            latency_us=_latency_summary_us(latencies),
+            rejections=dict(sorted(tally.rejections.items(), key=lambda rc: (-rc[1], rc[0].value))),
+            fallbacks=tally.fallbacks,
+            heartbeats=tally.heartbeats,
+            completions=tally.completions,
+            sweeps=tally.sweeps,
+            nodes_marked_by_sweep=tally.marked,
+            heartbeats_enabled=heartbeats_enabled,
+            pool_usage=usage,
+            engine=engine,
+            sessions=self.wl.sessions,
+            heartbeat_interval_s=float(self.interval),
+            fail_rate=float(fail_rate),
+            failures_injected=FailureStats(
+                tally.silent, tally.disconnected, tally.jobs_lost, tally.placed_on_failed
+            ),
+            shadow_compared=shadow_compared,
+            shadow_mismatches=shadow_mismatches,
+            latencies_ns=latencies,
+            timeline=self.recorder.timeline(),
+        )
+
+
+def _latency_summary_us(latencies_ns: np.ndarray) -> dict[str, float]:
+    """p50 / p95 / p99 / mean / max of per-call latencies, in µs."""
+    return {
+        **{f"p{q}": percentile(latencies_ns, q) / 1000.0 for q in (50, 95, 99)},
+        "mean": float(latencies_ns.mean()) / 1000.0,
+        "max": float(latencies_ns.max()) / 1000.0,
+    }
 
 
 def _pool_usage(
