@@ -18,7 +18,7 @@ from libc.stdlib cimport calloc, free, malloc, realloc
 from libc.string cimport memcpy
 
 from _defs cimport *
-from _types cimport float64_t, int32_t, int64_t, uint8_t, uint64_t
+from _types cimport float64_t, int32_t, int64_t, uint8_t, uint32_t, uint64_t
 
 
 cdef extern from *:
@@ -464,6 +464,15 @@ cdef class CompiledSnapshot:
     cdef uint64_t seed
     cdef Py_ssize_t sample_size
     cdef float64_t threshold, timeout
+    # names, for the dispatcher (see bind_names): what maps a job's strings to indices
+    cdef dict lang_index                  # language code -> language id
+    cdef dict node_index                  # node id -> node index
+    cdef dict tenant_index                # tenant id -> pool index of its override
+    cdef tuple node_names                 # node ids, by index
+    cdef tuple pool_keys                  # pool ids, by index
+    cdef const int64_t[::1] serial        # registration serial of each node
+    cdef str auto_code                    # the source code meaning "detect it"
+    cdef bint named
 
     def __init__(self, LoadTable loads not None, dict columns not None, dict config not None):
         c = columns
@@ -529,6 +538,34 @@ cdef class CompiledSnapshot:
         _require_range("auto_pools", c["auto_pools"], 0, max(p, 1))
         if self.sample_size < 0:
             raise ValueError("sample_size must be >= 0")
+
+    def bind_names(self, dict lang_ids not None, dict node_index not None, dict tenant_pools not None,
+                   tuple node_ids not None, tuple pool_ids not None, serials, str auto_code not None):
+        """Give the dispatcher the names of this generation, once, before any
+        ``Dispatcher.select`` reads it: language ids, node indices, each tenant
+        override's pool index, node and pool ids by index, registration
+        serials by node index, and the code of a detected source language.
+        Every index is range-checked here (ValueError)."""
+        cdef Py_ssize_t n = self.n_nodes
+        if self.named:
+            raise ValueError("bind_names: names are bound once per generation")
+        if len(node_ids) != n or len(node_index) != n or len(serials) != n or len(pool_ids) != self.n_pools:
+            raise ValueError("bind_names: node and pool names must match the columns")
+        if len(lang_ids) != self.n_langs:
+            raise ValueError("bind_names: lang_ids must match n_langs")
+        for name, table, high in (("lang_ids", lang_ids, self.n_langs), ("node_index", node_index, n),
+                                  ("tenant_pools", tenant_pools, self.n_pools)):
+            for value in table.values():
+                if type(value) is not int or not 0 <= value < high:
+                    raise ValueError(f"bind_names: {name} holds an index out of range [0, {high})")
+        self.serial = serials
+        self.lang_index = dict(lang_ids)
+        self.node_index = dict(node_index)
+        self.tenant_index = dict(tenant_pools)
+        self.node_names = node_ids
+        self.pool_keys = pool_ids
+        self.auto_code = auto_code
+        self.named = True
 
     # -- stage 1: eligible pools (the language index) ---------------------------------
 
@@ -829,14 +866,9 @@ cdef class CompiledSnapshot:
         """
         cdef JobIn job
         cdef JobOut out
-        cdef IntBuf att
         cdef Py_ssize_t n = 0
         cdef const unsigned char* kb = _utf8(key, &n)
         cdef const int32_t[::1] excl
-        cdef int32_t* scratch
-        cdef int32_t scratch_stack[SCRATCH_STACK]
-        cdef int32_t att_stack[ATT_STACK]
-        cdef int rc
         if only_pool >= self.n_pools or tenant_pool >= self.n_pools or bound_pool >= self.n_pools:
             raise IndexError("pool index out of range")
         job.src = src if src < self.n_langs else LANG_UNKNOWN
@@ -855,6 +887,21 @@ cdef class CompiledSnapshot:
             job.n_excluded = excl.shape[0]
             if job.n_excluded:
                 job.excluded = &excl[0]
+        records = self.run(&job, now, &out, reserve_node)
+        picked_pool = -1
+        if out.picked >= 0:
+            picked_pool = _record_pool(records, out.picked)
+        return (out.node, picked_pool, out.preferred_pool,
+                out.fallback != 0 or out.n_attempts > 1, out.empty_reason, records)
+
+    cdef bytes run(self, const JobIn* job, float64_t now, JobOut* out, bint reserve_node):
+        """Stages 1-6 for one job with the GIL released; returns its attempt
+        records as bytes (``out`` is filled)."""
+        cdef IntBuf att
+        cdef int32_t* scratch
+        cdef int32_t scratch_stack[SCRATCH_STACK]
+        cdef int32_t att_stack[ATT_STACK]
+        cdef int rc
         att.data = att_stack
         att.size = 0
         att.capacity = -ATT_STACK  # negative: data is on the stack (see buf_push)
@@ -864,21 +911,16 @@ cdef class CompiledSnapshot:
             if scratch == NULL:
                 raise MemoryError()
         with nogil:
-            rc = self.select_job(&job, now, &att, scratch, &out, reserve_node)
+            rc = self.select_job(job, now, &att, scratch, out, reserve_node)
         if scratch != scratch_stack:
             free(scratch)
         try:
             if rc < 0:
                 raise MemoryError()
-            records = PyBytes_FromStringAndSize(<char*>att.data, att.size * sizeof(int32_t))
+            return PyBytes_FromStringAndSize(<char*>att.data, att.size * sizeof(int32_t))
         finally:
             if att.data != att_stack:
                 free(att.data)
-        picked_pool = -1
-        if out.picked >= 0:
-            picked_pool = _record_pool(records, out.picked)
-        return (out.node, picked_pool, out.preferred_pool,
-                out.fallback != 0 or out.n_attempts > 1, out.empty_reason, records)
 
     def select_batch(self, const int32_t[::1] src, const int32_t[::1] tgt, const int32_t[::1] types,
                      const uint8_t[::1] public, const int32_t[::1] preferred,
@@ -988,3 +1030,6 @@ cdef class CompiledSnapshot:
         cdef Py_ssize_t n = 0
         cdef const unsigned char* kb = _utf8(key, &n)
         return fnv1a64_bytes(kb, n)
+
+
+include "_dispatch.pxi"

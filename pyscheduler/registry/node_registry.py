@@ -88,7 +88,7 @@ class NodeRegistry:
         core_services = CoreServicesConfig() if core_services is None else core_services
         _require(phase3, Phase3Config, "phase3", ConfigError)
         _require(core_services, CoreServicesConfig, "core_services", ConfigError)
-        flags = MigrationFlags() if flags is None else flags
+        flags = _default_flags() if flags is None else flags
         _require(flags, MigrationFlags, "flags", ConfigError)
         if not callable(clock):
             raise ConfigError(f"clock must be callable, got {clock!r}")
@@ -102,7 +102,10 @@ class NodeRegistry:
         self._loads = new_load_table()
         self._slots = SlotAllocator()
         self._serials = itertools.count(1)
-        self._reservations = Reservations(self._loads)
+        # the compiled dispatcher (fast path: one call per decision, its own
+        # reservation table and counters), or None without the extension
+        self._dispatch = fast.new_dispatcher(self._loads) if _compat.HAVE_HOTPATH else None
+        self._reservations = Reservations(self._loads, self._dispatch)
         self._publisher = SnapshotPublisher(self._metrics)
         self._listeners: tuple[Callable[[RegistryEvent], None], ...] = ()
         self._sessions = SessionRuntimeManager(clock=clock)
@@ -475,8 +478,10 @@ class NodeRegistry:
         if snap is None:
             snap = self.snapshot()
         now = self._clock()
+        if job.session_id is None or not self._flags.use_session_runtime:
+            return self._dispatch.select(snap, job, now)
         entry, bound = self._bound_pool_fast(job, snap, now)
-        selection = self._finish_fast(snap, fast.run_kernel(snap, job, now, bound_pool=bound), now)
+        selection = self._dispatch.select(snap, job, now, -1 if bound is None else snap.pool_index.get(bound, -1))
         self._sessions.record(entry, selection.node_id)
         return selection
 
@@ -536,13 +541,14 @@ class NodeRegistry:
         return selection.with_reservation(token)
 
     def _finish_fast(self, snap: RuntimeSnapshot, raw: tuple, now: float) -> Selection:
-        """Count a kernel answer; record a reservation token for a picked node."""
+        """Count a batch kernel answer; record a reservation token for a picked
+        node in the dispatcher's table."""
         node = raw[0]
         if node < 0:
-            self._count_failure(fast.failure_reason(raw))
+            reason = fast.failure_reason(raw)
+            self._dispatch.count_failure(-1 if reason is None else _REASON_CODE[reason])
             return fast.to_selection(snap, raw, None)
-        self._metrics.inc("selections")
-        token = self._reservations.add(snap.node_ids[node], snap.slots[node], snap.node_serials[node], now)
+        token = self._dispatch.add(snap.slots[node], snap.node_serials[node], now)
         return fast.to_selection(snap, raw, token)
 
     def _shadow(self, job: JobRequest, *, serve_fast: bool) -> None:
@@ -574,11 +580,13 @@ class NodeRegistry:
         _require(job, JobRequest, "job", InvalidRequestError)
         if snapshot is not None or self._fast(job):
             snap = self.snapshot() if snapshot is None else snapshot
+            if not isinstance(snap, RuntimeSnapshot) or snap.loads is not self._loads:
+                raise InvalidRequestError("snapshot must be a RuntimeSnapshot of this registry")
+            if snap.compiled is None or self._dispatch is None:
+                raise fast.FastPathUnavailable("the fast path needs pyscheduler._hotpath (not built or disabled)")
             if pool_id not in snap.pool_index:
                 raise UnknownPoolError(f"unknown pool id {pool_id!r}")
-            now = self._clock()
-            raw = fast.run_kernel(snap, job, now, only_pool=pool_id)
-            return self._finish_fast(snap, raw, now)
+            return self._dispatch.select(snap, job, self._clock(), -1, snap.pool_index[pool_id])
         with self._locked("select_node_from_pool"):
             pool = self._fleet.pool(pool_id)
             now = self._clock()
@@ -617,14 +625,24 @@ class NodeRegistry:
     def commit(self, selection_or_token: Selection | int) -> bool:
         """The node took the job: its reservation becomes a running job (until the
         node's next heartbeat reports its own count). False if the reservation
-        had already ended (released, committed, expired, node removed)."""
+        had already ended (released, committed, expired, node removed), or if
+        the token is not one this registry gave out (forged, another registry's)."""
+        if self._dispatch is not None:
+            ended = self._dispatch.end(selection_or_token, True)
+            if ended >= 0:
+                return ended == 1
         ended = self._reservations.end(_token(selection_or_token), commit=True)
         if ended:
             self._metrics.inc("commits")
         return ended
 
     def release(self, selection_or_token: Selection | int) -> bool:
-        """Give a reservation back without running the job. False if it had ended."""
+        """Give a reservation back without running the job. False if it had
+        ended, or is not one this registry gave out."""
+        if self._dispatch is not None:
+            ended = self._dispatch.end(selection_or_token, False)
+            if ended >= 0:
+                return ended == 1
         ended = self._reservations.end(_token(selection_or_token), commit=False)
         if ended:
             self._metrics.inc("releases")
@@ -677,6 +695,7 @@ class NodeRegistry:
         """Counters and histograms (select latency, lock wait) plus current sizes."""
         with self._locked("metrics"):
             out = self._metrics.snapshot()
+            out["counters"] = _merged_counters(out["counters"], self._dispatch)
             nodes = self._fleet.nodes.values()
             snap = self._publisher.current
             out["gauges"] = {
@@ -691,6 +710,41 @@ class NodeRegistry:
                 "management_in_sync": self._mirror.serving(self._flags),
             }
             return out
+
+
+_REASON_CODE = {reason: code for code, reason in enumerate(Reason)}
+_ALWAYS_COUNTED = (
+    "commits", "releases", "reservations_expired", "selections", "selections_failed",
+    "shadow_compared", "shadow_mismatch", *(f"failed.{r}" for r in Reason), "failed.None",
+)
+
+
+def _merged_counters(counters: dict[str, int], dispatch: object | None) -> dict[str, int]:
+    """The registry's counters plus the compiled dispatcher's, every dispatch
+    counter present (at 0 before its first event)."""
+    merged = dict.fromkeys(_ALWAYS_COUNTED, 0)
+    for name, n in counters.items():
+        merged[name] = merged.get(name, 0) + n
+    if dispatch is not None:
+        for name, n in dispatch.counters().items():
+            merged[name] = merged.get(name, 0) + n
+    return dict(sorted(merged.items()))
+
+
+_warned_reference_path = False
+
+
+def _default_flags() -> MigrationFlags:
+    """Every flag on when the compiled extension is built; otherwise the
+    reference (legacy) path, said once in the log."""
+    global _warned_reference_path
+    if _compat.HAVE_HOTPATH:
+        return MigrationFlags.all_on()
+    if not _warned_reference_path:
+        _warned_reference_path = True
+        reason = "disabled by PYSCHEDULER_NO_EXTENSIONS" if not _compat.USE_EXTENSIONS else "not built"
+        log.warning("pyscheduler._hotpath is %s: NodeRegistry() runs the reference (legacy) path", reason)
+    return MigrationFlags.legacy()
 
 
 def _heartbeat_pairs(beats: Iterable[tuple[str, Heartbeat]]) -> list[tuple[str, Heartbeat]]:

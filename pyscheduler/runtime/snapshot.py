@@ -21,6 +21,7 @@ import numpy as np
 
 from .. import _compat
 from ..domain.config import Phase3Config
+from ..domain.languages import AUTO
 from ..domain.model import InstalledService, LanguageCapabilities, ServiceType
 from ..state.fleet import Fleet
 from ..state.loads import LoadTableLike
@@ -95,25 +96,46 @@ def build_snapshot(fleet: Fleet, loads: LoadTableLike, version: int) -> RuntimeS
     for arr in columns.values():
         arr.setflags(write=False)
     cfg = fleet.cfg
+    node_serials = tuple(r.serial for r in records)
+    pool_ids = tuple(p.pool_id for p in pools)
+    pool_index = {pool_id: i for i, pool_id in enumerate(pool_ids)}
     compiled = None
     if _compat.HAVE_HOTPATH:
         compiled = _compat.hotpath.CompiledSnapshot(loads, dict(columns), _kernel_config(cfg, len(lang_ids)))
+        _bind_names(compiled, cfg, lang_ids, node_index, node_ids, node_serials, pool_ids, pool_index)
     return RuntimeSnapshot(
         version=version,
         cfg=cfg,
         node_ids=node_ids,
         node_index=node_index,
-        node_serials=tuple(r.serial for r in records),
+        node_serials=node_serials,
         slots=tuple(r.slot for r in records),
-        pool_ids=tuple(p.pool_id for p in pools),
+        pool_ids=pool_ids,
         pool_names=tuple(p.name for p in pools),
-        pool_index={p.pool_id: i for i, p in enumerate(pools)},
+        pool_index=pool_index,
         lang_ids=lang_ids,
         index=index,
         columns=columns,
         loads=loads,
         compiled=compiled,
     )
+
+
+def _bind_names(
+    compiled: Any,
+    cfg: Phase3Config,
+    lang_ids: Mapping[str, int],
+    node_index: Mapping[str, int],
+    node_ids: tuple[str, ...],
+    node_serials: tuple[int, ...],
+    pool_ids: tuple[int, ...],
+    pool_index: Mapping[int, int],
+) -> None:
+    """Hand the compiled view the names its dispatcher maps a job's strings with."""
+    tenant_pools = {t: pool_index[p] for t, p in cfg.tenant_overrides.items() if p in pool_index}
+    serials = np.array(node_serials, dtype=np.int64)
+    serials.setflags(write=False)
+    compiled.bind_names(dict(lang_ids), dict(node_index), tenant_pools, node_ids, pool_ids, serials, AUTO)
 
 
 def _kernel_config(cfg: Phase3Config, n_langs: int) -> dict[str, Any]:

@@ -13,12 +13,14 @@ The functions here require a snapshot with a compiled view
 
 from __future__ import annotations
 
+import secrets
 import sys
 from collections.abc import Sequence
 from functools import partial
 
 import numpy as np
 
+from .. import _compat
 from ..domain.errors import SchedulerError
 from ..domain.languages import AUTO
 from ..domain.model import CHECK_REASONS, Attempt, Breakdown, JobRequest, Reason, Selection
@@ -28,7 +30,9 @@ __all__ = [
     "ATTEMPT_WIDTH",
     "FastPathUnavailable",
     "batch_results",
+    "decode_records",
     "failure_reason",
+    "new_dispatcher",
     "prepare_batch",
     "run_batch",
     "run_kernel",
@@ -153,6 +157,24 @@ def _decode(snapshot: RuntimeSnapshot, records: bytes, picked: bool) -> tuple[tu
         else:
             attempts.append(Attempt(None, "all nodes", breakdown))
     return tuple(attempts), attempts[-1 if picked else 0].breakdown
+
+
+def new_dispatcher(loads: object) -> object:
+    """A compiled ``Dispatcher`` over ``loads`` (a compiled ``LoadTable``): the
+    whole fast-path decision in one call, and the reservation table and
+    counters it keeps. Its token epoch is drawn at random here."""
+    if not _compat.HAVE_HOTPATH:
+        raise FastPathUnavailable("the fast path needs pyscheduler._hotpath (not built or disabled)")
+    return _compat.hotpath.Dispatcher(loads, Selection._lazy, decode_records, Selection, secrets.randbits(64))
+
+
+def decode_records(
+    snapshot: RuntimeSnapshot, records: bytes, picked: bool, no_eligible_pool: bool
+) -> tuple[tuple[Attempt, ...], Breakdown]:
+    """``(attempts, breakdown)`` of a dispatcher's selection (its decode hook)."""
+    if no_eligible_pool:
+        return (), Breakdown(total=0, empty_reason=Reason.NO_ELIGIBLE_POOL)
+    return _decode(snapshot, records, picked)
 
 
 def select_batch(

@@ -154,7 +154,7 @@ def bench_workload(name: str, *, seed: int = 1, calls: int | None = None, legacy
     legacy_calls = LEGACY_CALLS.get(name, 1_000) if legacy_calls is None else legacy_calls
     jobs = make_jobs(workload, max(calls, BATCH_JOBS), seed)
     fast_reg = build_registry(workload, clock=lambda: _CLOCK_NOW, flags=FAST_PATH)
-    legacy_reg = build_registry(workload, clock=lambda: _CLOCK_NOW)
+    legacy_reg = build_registry(workload, clock=lambda: _CLOCK_NOW, flags=MigrationFlags.legacy())
     fast_reg.snapshot()
     build_ms = _publish_ms(fast_reg, workload)
     snapshot = fast_reg.snapshot()
