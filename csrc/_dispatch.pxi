@@ -106,7 +106,8 @@ cdef class Dispatcher:
 
     cdef readonly LoadTable loads
     cdef readonly uint64_t epoch
-    cdef object make_selection, decode, selection_type
+    cdef readonly SessionTable sessions     # None until configure_sessions
+    cdef object make_selection, decode, selection_type, on_rebind
     cdef Reservation* res
     cdef Py_ssize_t res_cap, n_live
     cdef int32_t free_head
@@ -139,6 +140,14 @@ cdef class Dispatcher:
     def __dealloc__(self):
         free(self.res)
         free(self.owners)
+
+    def configure_sessions(self, Py_ssize_t max_sessions, float64_t idle_ttl_s, on_rebind):
+        """Keep the fast path's session bindings here (a new, empty table):
+        bounded to ``max_sessions``, expiring after ``idle_ttl_s`` idle.
+        ``on_rebind(session_id, pool_id, src, tgt)`` is called when a bound
+        pool is no longer eligible and the session rebinds."""
+        self.sessions = SessionTable(max_sessions, idle_ttl_s)
+        self.on_rebind = on_rebind
 
     # -- the reservation table ----------------------------------------------------------
 
@@ -319,15 +328,19 @@ cdef class Dispatcher:
 
     # -- the decision -------------------------------------------------------------------
 
-    def select(self, snapshot, job, float64_t now, int32_t bound_pool=-1, int32_t only_pool=-1):
+    def select(self, snapshot, job, float64_t now, int32_t bound_pool=-1, int32_t only_pool=-1,
+               bint bind_session=False):
         """Place ``job`` on ``snapshot`` (a runtime snapshot whose ``compiled``
         view was built on this dispatcher's load table, with names bound),
         reserve the node picked and record its token; return the selection.
 
         ``bound_pool`` is the session's bound pool index, ``only_pool`` the
-        one pool to scan (-1: none). Reads the job's ``src_lang``, ``tgt_lang``,
-        ``types_mask``, ``public``, ``preferred_node_id``, ``tenant_id``,
-        ``exclude_node_ids`` and ``key``.
+        one pool to scan (-1: none). With ``bind_session`` (and sessions
+        configured) a job with a ``session_id`` finds, or makes, its binding
+        in the session table instead, and the node picked is remembered
+        there. Reads the job's ``src_lang``, ``tgt_lang``, ``types_mask``,
+        ``public``, ``preferred_node_id``, ``tenant_id``,
+        ``exclude_node_ids``, ``key`` (and ``session_id``).
         """
         cdef CompiledSnapshot cs = snapshot.compiled
         cdef JobIn j
@@ -338,8 +351,8 @@ cdef class Dispatcher:
         cdef int32_t* excl = excl_stack
         cdef object v
         cdef str key
-        cdef uint64_t token = 0
-        cdef int32_t picked_pool = -1
+        cdef int32_t session = -1
+        cdef object sid = None
         if cs is None or not cs.named or cs.loads is not self.loads:
             raise ValueError("Dispatcher.select: the snapshot is not one of this dispatcher's generations")
         if only_pool >= cs.n_pools or bound_pool >= cs.n_pools:
@@ -373,6 +386,11 @@ cdef class Dispatcher:
         j.h_key = fnv1a64_bytes(kb, n)
         j.excluded = NULL
         j.n_excluded = 0
+        if bind_session and self.sessions is not None:
+            sid = job.session_id
+            if sid is not None:
+                session = self.sessions.touch(sid, now)
+                j.bound_pool = self.bind(cs, session, &j, job)
         excluded = job.exclude_node_ids
         try:
             if excluded:
@@ -390,7 +408,175 @@ cdef class Dispatcher:
         finally:
             if excl != excl_stack:
                 free(excl)
-        return self.finish(snapshot, cs, &out, records, now)
+        selection = self.finish(snapshot, cs, &out, records, now)
+        # the kernel ran without the GIL: the slot may have passed to another session since
+        if session >= 0 and out.node >= 0 and self.sessions.ids[session] is sid:
+            self.sessions.last_nodes[session] = cs.node_names[out.node]
+        return selection
+
+    def session_bound_pool(self, snapshot, job, float64_t now):
+        """The bound pool index of ``job``'s session in ``snapshot`` (binding it
+        if needed; -1: none) — for a batch that calls the kernel itself."""
+        cdef CompiledSnapshot cs = snapshot.compiled
+        cdef JobIn j
+        cdef Py_ssize_t n = 0
+        cdef const unsigned char* kb
+        cdef object v
+        cdef str key
+        if cs is None or not cs.named or cs.loads is not self.loads:
+            raise ValueError("Dispatcher.session_bound_pool: the snapshot is not one of this dispatcher's generations")
+        sid = job.session_id
+        if self.sessions is None or sid is None:
+            return -1
+        src = job.src_lang
+        if src == cs.auto_code:
+            j.src = LANG_AUTO
+        else:
+            v = cs.lang_index.get(src)
+            j.src = LANG_UNKNOWN if v is None else <int32_t>v
+        v = cs.lang_index.get(job.tgt_lang)
+        j.tgt = LANG_UNKNOWN if v is None else <int32_t>v
+        j.types = job.types_mask
+        key = job.key
+        kb = _utf8(key, &n)
+        j.h_key = fnv1a64_bytes(kb, n)
+        return self.bind(cs, self.sessions.touch(sid, now), &j, job)
+
+    def note_session_node(self, str session_id not None, str node_id not None):
+        """Remember the node a session's last job went to (batch path)."""
+        cdef Py_ssize_t n = 0
+        cdef const unsigned char* b
+        cdef Py_ssize_t h
+        if self.sessions is None:
+            return
+        b = _utf8(session_id, &n)
+        h = self.sessions.index_find(fnv1a64_bytes(b, n), session_id)
+        if h >= 0:
+            self.sessions.last_nodes[self.sessions.index[h]] = node_id
+
+    cdef bint unchanged(self, int32_t s, str src, str tgt, int32_t types, job, int64_t generation) except -1:
+        """Whether session slot ``s``'s binding stands as it is: the same pair,
+        already checked against ``generation``. A new pair drops the binding."""
+        cdef SessionTable t = self.sessions
+        cdef SessionSlot* e = &t.slots[s]
+        cdef object pair = t.pairs[s]
+        if pair is None or e.types != types or (<tuple>pair)[0] != src or (<tuple>pair)[1] != tgt:
+            t.pairs[s] = (src, tgt, job.required_types)
+            e.types = types
+            e.bound_pool = -1
+            return False
+        return e.checked == generation
+
+    cdef Py_ssize_t settle(self, int32_t s, const int32_t* order, Py_ssize_t n, const int64_t* pool_ids,
+                           uint64_t h_key, bint affinity, uint64_t seed, str src, str tgt,
+                           int64_t generation) except -2:
+        """Check session slot ``s``'s binding against the eligible pools
+        ``pool_ids[order[0:n]]`` (in eligible order) and bind when unbound:
+        SessionRuntimeManager.bind's rule. Returns the position in ``order`` of
+        the bound pool, or -1."""
+        cdef SessionTable t = self.sessions
+        cdef SessionSlot* e = &t.slots[s]
+        cdef Py_ssize_t k, found = -1
+        cdef int64_t old
+        cdef unsigned char seed_le[8]
+        if e.bound_pool >= 0:
+            for k in range(n):
+                if pool_ids[order[k]] == e.bound_pool:
+                    found = k
+                    break
+            if found < 0:
+                old = e.bound_pool
+                e.bound_pool = -1
+                self.on_rebind(t.ids[s], old, src, tgt)
+                e = &t.slots[s]  # the callback may have let another thread grow the table
+        if e.bound_pool < 0 and n > 0:
+            found = 0
+            if affinity:
+                for k in range(8):
+                    seed_le[k] = <unsigned char>((seed >> (8 * k)) & 0xFF)
+                found = <Py_ssize_t>(fnv1a64_update(h_key, seed_le, 8) % <uint64_t>n)
+            e.bound_pool = pool_ids[order[found]]
+        e.checked = generation
+        return found
+
+    cdef int32_t bind(self, CompiledSnapshot cs, int32_t s, JobIn* j, job) except -2:
+        """The bound pool index of session slot ``s`` for this job in ``cs``,
+        eligibility read from the compiled language index (-1: none)."""
+        cdef SessionTable t = self.sessions
+        cdef int32_t order_stack[256]
+        cdef int32_t* order = order_stack
+        cdef Py_ssize_t n = 0, k, found
+        cdef int64_t bound
+        src = job.src_lang
+        tgt = job.tgt_lang
+        if self.unchanged(s, src, tgt, j.types, job, cs.version):
+            bound = t.slots[s].bound_pool
+            if bound < 0:
+                return -1
+            if t.slots[s].bound_index == -2:  # checked by the legacy path: find its index here
+                for k in range(cs.n_pools):
+                    if cs.pool_id_arr[k] == bound:
+                        t.slots[s].bound_index = <int32_t>k
+                        break
+                if t.slots[s].bound_index == -2:
+                    t.slots[s].bound_index = -1
+            return t.slots[s].bound_index
+        if cs.n_pools + 1 > 256:
+            order = <int32_t*>malloc((cs.n_pools + 1) * sizeof(int32_t))
+            if order == NULL:
+                raise MemoryError()
+        try:
+            if cs.two_level:
+                n = cs.eligible(j, order)
+                if n == 0 and not cs.strict:
+                    for k in range(cs.n_pools):
+                        order[k] = <int32_t>k
+                    n = cs.n_pools
+            found = self.settle(s, order, n, &cs.pool_id_arr[0] if cs.n_pools else NULL,
+                                j.h_key, cs.affinity, cs.seed, src, tgt, cs.version)
+            t.slots[s].bound_index = order[found] if found >= 0 else -1
+        finally:
+            if order != order_stack:
+                free(order)
+        return t.slots[s].bound_index
+
+    def bind_listed(self, job, eligible, bint affinity, uint64_t seed, int64_t generation, float64_t now):
+        """The bound pool id of ``job``'s session (``None``: none), eligibility
+        given by ``eligible()`` — a list of pool ids in eligible order, called
+        only when the binding must be checked (a new pair, or a new
+        ``generation``): the legacy path's binding, in the same table as the
+        fast path's. ``SessionRuntimeManager.bind`` is the reference."""
+        cdef int32_t s, k
+        cdef Py_ssize_t n = 0, found
+        cdef const unsigned char* kb
+        cdef int64_t* ids = NULL
+        cdef int32_t* order = NULL
+        cdef SessionTable t = self.sessions
+        if t is None:
+            raise ValueError("bind_listed: sessions are not configured")
+        sid = job.session_id
+        if sid is None:
+            return None
+        s = t.touch(sid, now)
+        if not self.unchanged(s, job.src_lang, job.tgt_lang, job.types_mask, job, generation):
+            pools = [int(p) for p in eligible()]
+            ids = <int64_t*>malloc((len(pools) + 1) * sizeof(int64_t))
+            order = <int32_t*>malloc((len(pools) + 1) * sizeof(int32_t))
+            try:
+                if ids == NULL or order == NULL:
+                    raise MemoryError()
+                for k in range(len(pools)):
+                    ids[k] = pools[k]
+                    order[k] = k
+                key = job.key
+                kb = _utf8(key, &n)
+                found = self.settle(s, order, len(pools), ids, fnv1a64_bytes(kb, n), affinity, seed,
+                                    job.src_lang, job.tgt_lang, generation)
+                t.slots[s].bound_index = -2  # a pool id without a compiled index yet
+            finally:
+                free(ids)
+                free(order)
+        return None if t.slots[s].bound_pool < 0 else t.slots[s].bound_pool
 
     cdef object finish(self, snapshot, CompiledSnapshot cs, const JobOut* out, bytes records, float64_t now):
         """Record and count the kernel's answer; build the selection."""

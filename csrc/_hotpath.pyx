@@ -10,6 +10,7 @@ arithmetic, offset basis 0xcbf29ce484222325 and prime 0x100000001b3.
 """
 
 cimport cython
+import numpy as np
 from cpython.bytes cimport PyBytes_FromStringAndSize
 from cpython.number cimport PyNumber_Index
 from cpython.unicode cimport PyUnicode_AsUTF8AndSize
@@ -471,7 +472,9 @@ cdef class CompiledSnapshot:
     cdef tuple node_names                 # node ids, by index
     cdef tuple pool_keys                  # pool ids, by index
     cdef const int64_t[::1] serial        # registration serial of each node
+    cdef const int64_t[::1] pool_id_arr   # pool ids, by index, as integers
     cdef str auto_code                    # the source code meaning "detect it"
+    cdef readonly int64_t version         # the generation's snapshot version
     cdef bint named
 
     def __init__(self, LoadTable loads not None, dict columns not None, dict config not None):
@@ -540,11 +543,13 @@ cdef class CompiledSnapshot:
             raise ValueError("sample_size must be >= 0")
 
     def bind_names(self, dict lang_ids not None, dict node_index not None, dict tenant_pools not None,
-                   tuple node_ids not None, tuple pool_ids not None, serials, str auto_code not None):
+                   tuple node_ids not None, tuple pool_ids not None, serials, str auto_code not None,
+                   int64_t version):
         """Give the dispatcher the names of this generation, once, before any
         ``Dispatcher.select`` reads it: language ids, node indices, each tenant
         override's pool index, node and pool ids by index, registration
-        serials by node index, and the code of a detected source language.
+        serials by node index, the code of a detected source language, and the
+        generation's snapshot version.
         Every index is range-checked here (ValueError)."""
         cdef Py_ssize_t n = self.n_nodes
         if self.named:
@@ -559,6 +564,8 @@ cdef class CompiledSnapshot:
                 if type(value) is not int or not 0 <= value < high:
                     raise ValueError(f"bind_names: {name} holds an index out of range [0, {high})")
         self.serial = serials
+        self.pool_id_arr = np.array(pool_ids, dtype=np.int64)
+        self.version = version
         self.lang_index = dict(lang_ids)
         self.node_index = dict(node_index)
         self.tenant_index = dict(tenant_pools)
@@ -1032,4 +1039,5 @@ cdef class CompiledSnapshot:
         return fnv1a64_bytes(kb, n)
 
 
+include "_sessions.pxi"
 include "_dispatch.pxi"

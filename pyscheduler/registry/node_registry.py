@@ -56,7 +56,7 @@ from ..state.metrics import Metrics
 from ..state.nodes import NodeRecord
 from ..state.pools import eligible_pools
 from ..state.reservations import Reservations
-from ..state.sessions import SessionEntry, SessionRuntimeManager
+from ..state.sessions import SessionEntry, SessionRuntimeManager, log_rebind
 from .consistency import fleet_problems, management_problems, snapshot_problems
 from .mirror import ManagementMirror
 from .publish import SnapshotPublisher
@@ -109,6 +109,9 @@ class NodeRegistry:
         self._publisher = SnapshotPublisher(self._metrics)
         self._listeners: tuple[Callable[[RegistryEvent], None], ...] = ()
         self._sessions = SessionRuntimeManager(clock=clock)
+        if self._dispatch is not None:  # the fast path's sessions live in the dispatcher
+            self._dispatch.configure_sessions(self._sessions.max_sessions, self._sessions.idle_ttl_s, log_rebind)
+            self._sessions.attach_compiled(self._dispatch.sessions)
         self._mirror = ManagementMirror(self._fleet, self._metrics)
         if flags.use_management_registry:
             with self._locked("init"):
@@ -470,20 +473,14 @@ class NodeRegistry:
             selection, node = legacy.select(self._fleet, job, now, bound, reserve=self._reserve_locked)
             selection = self._finish(selection, node, now)
         self._metrics.observe("select_s", time.perf_counter() - start)
-        self._sessions.record(entry, selection.node_id)
+        self._record_session(job, entry, selection.node_id)
         return selection
 
     def _select_fast(self, job: JobRequest) -> Selection:
         snap = self._publisher.current_if(self._fleet.topology_version)
         if snap is None:
             snap = self.snapshot()
-        now = self._clock()
-        if job.session_id is None or not self._flags.use_session_runtime:
-            return self._dispatch.select(snap, job, now)
-        entry, bound = self._bound_pool_fast(job, snap, now)
-        selection = self._dispatch.select(snap, job, now, -1 if bound is None else snap.pool_index.get(bound, -1))
-        self._sessions.record(entry, selection.node_id)
-        return selection
+        return self._dispatch.select(snap, job, self._clock(), bind_session=self._flags.use_session_runtime)
 
     def _count_failure(self, reason: Reason | None) -> None:
         self._metrics.inc("selections")
@@ -508,25 +505,20 @@ class NodeRegistry:
                 return []
             return [p.pool_id for p in legacy.candidate_pools(fleet, job)[0]]
 
+        if self._dispatch is not None:  # one session table per registry, whichever path serves
+            cfg = fleet.cfg
+            bound = self._dispatch.bind_listed(
+                job, eligible, cfg.enable_session_affinity, cfg.hash_seed, fleet.topology_version, now
+            )
+            return None, bound
         return self._sessions.bind(job, eligible, fleet.cfg, fleet.topology_version, now)
 
-    def _bound_pool_fast(
-        self, job: JobRequest, snap: RuntimeSnapshot, now: float
-    ) -> tuple[SessionEntry | None, int | None]:
-        """The session entry and bound pool, found through the snapshot's language index."""
-        if not (self._flags.use_session_runtime and job.session_id is not None):
-            return None, None
-
-        def eligible() -> list[int]:
-            cfg = snap.cfg
-            if not cfg.two_level or not snap.pool_ids:
-                return []
-            found = snap.index.find_pools_for_lang_pair(job.src_lang, job.tgt_lang, job.required_types)
-            if found or cfg.strict_pool_eligibility:
-                return found
-            return list(snap.pool_ids)
-
-        return self._sessions.bind(job, eligible, snap.cfg, snap.version, now)
+    def _record_session(self, job: JobRequest, entry: SessionEntry | None, node_id: str | None) -> None:
+        """Remember the node a session's job went to, in the table that holds the session."""
+        if self._dispatch is None:
+            self._sessions.record(entry, node_id)
+        elif node_id is not None and job.session_id is not None and self._flags.use_session_runtime:
+            self._dispatch.note_session_node(job.session_id, node_id)
 
     def _reserve_locked(self, node: NodeRecord) -> bool:
         return self._loads.try_reserve(node.slot, node.info.max_concurrent_jobs)
@@ -602,22 +594,35 @@ class NodeRegistry:
         for job in jobs:
             _require(job, JobRequest, "job", InvalidRequestError)
         if self._fast():
-            snap = self.snapshot()
+            return self._select_batch_fast(jobs)
+        with self._locked("select_nodes_batch"):
             now = self._clock()
-            bindings = [self._bound_pool_fast(job, snap, now) for job in jobs]
-            raws = fast.select_batch(snap, jobs, now, [bound for _, bound in bindings])
-            out = [self._finish_fast(snap, raw, now) for raw in raws]
-        else:
-            with self._locked("select_nodes_batch"):
-                now = self._clock()
-                out, bindings = [], []
-                for job in jobs:
-                    entry, bound_pool = self._bound_pool_legacy(job, now)
-                    selection, node = legacy.select(self._fleet, job, now, bound_pool, reserve=self._reserve_locked)
-                    out.append(self._finish(selection, node, now))
-                    bindings.append((entry, bound_pool))
-        for (entry, _), selection in zip(bindings, out):
-            self._sessions.record(entry, selection.node_id)
+            out, bindings = [], []
+            for job in jobs:
+                entry, bound_pool = self._bound_pool_legacy(job, now)
+                selection, node = legacy.select(self._fleet, job, now, bound_pool, reserve=self._reserve_locked)
+                out.append(self._finish(selection, node, now))
+                bindings.append((entry, bound_pool))
+        for job, (entry, _), selection in zip(jobs, bindings, out):
+            self._record_session(job, entry, selection.node_id)
+        return out
+
+    def _select_batch_fast(self, jobs: list[JobRequest]) -> list[Selection]:
+        """The batch kernel, with the sessions bound in the dispatcher's table first."""
+        snap = self.snapshot()
+        now = self._clock()
+        dispatch, pool_ids = self._dispatch, snap.pool_ids
+        bound: list[int | None] = [None] * len(jobs)
+        if self._flags.use_session_runtime:
+            for i, job in enumerate(jobs):
+                index = dispatch.session_bound_pool(snap, job, now)
+                bound[i] = pool_ids[index] if index >= 0 else None
+        raws = fast.select_batch(snap, jobs, now, bound)
+        out = [self._finish_fast(snap, raw, now) for raw in raws]
+        if self._flags.use_session_runtime:
+            for job, selection in zip(jobs, out):
+                if job.session_id is not None and selection.node_id is not None:
+                    dispatch.note_session_node(job.session_id, selection.node_id)
         return out
 
     # -- reservations ------------------------------------------------------------------

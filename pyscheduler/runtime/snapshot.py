@@ -102,7 +102,7 @@ def build_snapshot(fleet: Fleet, loads: LoadTableLike, version: int) -> RuntimeS
     compiled = None
     if _compat.HAVE_HOTPATH:
         compiled = _compat.hotpath.CompiledSnapshot(loads, dict(columns), _kernel_config(cfg, len(lang_ids)))
-        _bind_names(compiled, cfg, lang_ids, node_index, node_ids, node_serials, pool_ids, pool_index)
+        _bind_names(compiled, cfg, lang_ids, node_index, node_ids, node_serials, pool_ids, pool_index, version)
     return RuntimeSnapshot(
         version=version,
         cfg=cfg,
@@ -130,12 +130,13 @@ def _bind_names(
     node_serials: tuple[int, ...],
     pool_ids: tuple[int, ...],
     pool_index: Mapping[int, int],
+    version: int,
 ) -> None:
     """Hand the compiled view the names its dispatcher maps a job's strings with."""
     tenant_pools = {t: pool_index[p] for t, p in cfg.tenant_overrides.items() if p in pool_index}
     serials = np.array(node_serials, dtype=np.int64)
     serials.setflags(write=False)
-    compiled.bind_names(dict(lang_ids), dict(node_index), tenant_pools, node_ids, pool_ids, serials, AUTO)
+    compiled.bind_names(dict(lang_ids), dict(node_index), tenant_pools, node_ids, pool_ids, serials, AUTO, version)
 
 
 def _kernel_config(cfg: Phase3Config, n_langs: int) -> dict[str, Any]:
