@@ -33,7 +33,9 @@ cdef enum:
     C_EXPIRED = 4
     C_FAILED_REASON = 5
     N_REASON_SLOTS = 15               # 14 reason codes + "None" (nothing was rejected)
-    N_COUNTERS = 20
+    C_STARTED = 20                    # decisions begun / finished (a decision in flight may
+    C_FINISHED = 21                   # hold a reservation it has not counted yet)
+    N_COUNTERS = 22
 
 cdef struct Reservation:
     int64_t serial       # registration serial of the node the place was taken on
@@ -317,6 +319,23 @@ cdef class Dispatcher:
     def __len__(self):
         return self.n_live
 
+    def activity(self):
+        """``(in_flight, changes)``: decisions begun and not finished, and the
+        load-table changes made through this dispatcher so far (decisions
+        begun, reservations ended and expired). Two equal stamps with nothing
+        in flight mean nothing changed in between."""
+        return (self.counts[C_STARTED] - self.counts[C_FINISHED],
+                self.counts[C_STARTED] + self.counts[C_COMMITS] + self.counts[C_RELEASES]
+                + self.counts[C_EXPIRED])
+
+    def begin(self, Py_ssize_t n):
+        """``n`` decisions begin outside :meth:`select` (a batch kernel)."""
+        self.counts[C_STARTED] += n
+
+    def done(self, Py_ssize_t n):
+        """``n`` decisions begun with :meth:`begin` are finished."""
+        self.counts[C_FINISHED] += n
+
     def counters(self):
         """Every dispatch counter by metric name, zeros included."""
         cdef int r
@@ -343,6 +362,18 @@ cdef class Dispatcher:
         ``exclude_node_ids``, ``key`` (and ``session_id``).
         """
         cdef CompiledSnapshot cs = snapshot.compiled
+        if cs is None or not cs.named or cs.loads is not self.loads:
+            raise ValueError("Dispatcher.select: the snapshot is not one of this dispatcher's generations")
+        if only_pool >= cs.n_pools or bound_pool >= cs.n_pools:
+            raise IndexError("pool index out of range")
+        self.counts[C_STARTED] += 1
+        try:
+            return self.decide(snapshot, cs, job, now, bound_pool, only_pool, bind_session)
+        finally:
+            self.counts[C_FINISHED] += 1
+
+    cdef object decide(self, snapshot, CompiledSnapshot cs, job, float64_t now, int32_t bound_pool,
+                       int32_t only_pool, bint bind_session):
         cdef JobIn j
         cdef JobOut out
         cdef Py_ssize_t n = 0
@@ -353,10 +384,6 @@ cdef class Dispatcher:
         cdef str key
         cdef int32_t session = -1
         cdef object sid = None
-        if cs is None or not cs.named or cs.loads is not self.loads:
-            raise ValueError("Dispatcher.select: the snapshot is not one of this dispatcher's generations")
-        if only_pool >= cs.n_pools or bound_pool >= cs.n_pools:
-            raise IndexError("pool index out of range")
         src = job.src_lang
         if src == cs.auto_code:
             j.src = LANG_AUTO

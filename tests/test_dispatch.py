@@ -289,3 +289,34 @@ def test_concurrent_select_and_release_keep_counts_exact(flags):
     assert counters["releases"] == sum(ok)
     assert reg.metrics()["gauges"]["reservations"] == 0
     assert reg.verify_consistency() == []
+
+
+# -- shadow compare: both paths read one moment ---------------------------------------------
+
+
+@pytest.mark.hotpath
+@pytest.mark.parametrize("serve_fast", [False, True], ids=["serve-legacy", "serve-fast"])
+def test_shadow_compare_skips_a_moment_another_thread_changed(monkeypatch, serve_fast):
+    """A release landing between the two shadow computations (as a dispatch
+    thread without the registry lock may do) makes them incomparable: it is
+    counted as skipped, never as a mismatch."""
+    from pyscheduler.selection import legacy
+
+    flags = MigrationFlags(use_runtime_snapshot=serve_fast, use_lang_index=serve_fast, shadow_compare=True)
+    reg = make_registry([node_info("n1", max_concurrent_jobs=1)], pools=[pool(1, ["en", "zh"])], flags=flags)
+    job = JobRequest("en", "zh")
+    held = reg.select_node(job)  # a quiet moment: compared, equal; it takes the only place
+    assert held.ok and held.path == ("fast" if serve_fast else "legacy")
+    original, injected = legacy.select, []
+
+    def legacy_then_a_release(*args, **kwargs):
+        answer = original(*args, **kwargs)
+        if not injected:  # once: the shadow's legacy computation has just seen the node full
+            injected.append(reg.release(held))
+        return answer
+
+    monkeypatch.setattr(legacy, "select", legacy_then_a_release)
+    reg.select_node(job)
+    assert injected == [True]
+    counters = reg.metrics()["counters"]
+    assert (counters["shadow_compared"], counters["shadow_skipped"], counters["shadow_mismatch"]) == (1, 1, 0)

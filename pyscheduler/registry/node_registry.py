@@ -20,6 +20,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 from .. import _compat
 from ..domain.config import CoreServicesConfig, Phase3Config, PoolConfig
@@ -106,6 +107,7 @@ class NodeRegistry:
         # reservation table and counters), or None without the extension
         self._dispatch = fast.new_dispatcher(self._loads) if _compat.HAVE_HOTPATH else None
         self._reservations = Reservations(self._loads, self._dispatch)
+        self._token_ends = 0  # legacy tokens ended (a change stamp for shadow compare)
         self._publisher = SnapshotPublisher(self._metrics)
         self._listeners: tuple[Callable[[RegistryEvent], None], ...] = ()
         self._sessions = SessionRuntimeManager(clock=clock)
@@ -548,11 +550,19 @@ class NodeRegistry:
         if not _compat.HAVE_HOTPATH:
             return
         with self._locked("shadow_compare"):
+            # the registry lock keeps the topology, heartbeats and the legacy
+            # path still; what moves without it (fast-path reservations, token
+            # ends) is stamped, so both computations are known to see one moment
+            stamp = self._load_stamp()
             now = self._clock()
             _entry, bound = self._bound_pool_legacy(job, now)
             other_legacy, _ = legacy.select(self._fleet, job, now, bound)
             snap = self._publish_locked()
             other_fast, _ = fast.select(snap, job, now, bound_pool=bound, reserve=False)
+            moved = self._load_stamp() != stamp or stamp[0] > 0
+        if moved:  # not comparable: another thread changed the loads in between
+            self._metrics.inc("shadow_skipped")
+            return
         self._metrics.inc("shadow_compared")
         if other_legacy.decision() != other_fast.decision():
             self._metrics.inc("shadow_mismatch")
@@ -560,6 +570,13 @@ class NodeRegistry:
                 "shadow_compare: fast and legacy paths differ for %s -> %s (session %s): fast %s | legacy %s",
                 job.src_lang, job.tgt_lang, job.session_id, other_fast.explain(), other_legacy.explain(),
             )
+
+    def _load_stamp(self) -> tuple[int, int, int]:
+        """``(in_flight, changes, legacy token ends)``: what changes the load
+        table without the registry lock — fast-path decisions (in flight, and
+        begun), their token ends and expiries, and legacy token ends."""
+        in_flight, changes = (0, 0) if self._dispatch is None else self._dispatch.activity()
+        return (in_flight, changes, self._token_ends)
 
     def select_node_from_pool(
         self, pool_id: int, job: JobRequest, snapshot: RuntimeSnapshot | None = None
@@ -617,8 +634,12 @@ class NodeRegistry:
             for i, job in enumerate(jobs):
                 index = dispatch.session_bound_pool(snap, job, now)
                 bound[i] = pool_ids[index] if index >= 0 else None
-        raws = fast.select_batch(snap, jobs, now, bound)
-        out = [self._finish_fast(snap, raw, now) for raw in raws]
+        dispatch.begin(len(jobs))
+        try:
+            raws = fast.select_batch(snap, jobs, now, bound)
+            out = [self._finish_fast(snap, raw, now) for raw in raws]
+        finally:
+            dispatch.done(len(jobs))
         if self._flags.use_session_runtime:
             for job, selection in zip(jobs, out):
                 if job.session_id is not None and selection.node_id is not None:
@@ -638,6 +659,7 @@ class NodeRegistry:
                 return ended == 1
         ended = self._reservations.end(_token(selection_or_token), commit=True)
         if ended:
+            self._token_ends += 1
             self._metrics.inc("commits")
         return ended
 
@@ -650,6 +672,7 @@ class NodeRegistry:
                 return ended == 1
         ended = self._reservations.end(_token(selection_or_token), commit=False)
         if ended:
+            self._token_ends += 1
             self._metrics.inc("releases")
         return ended
 
@@ -720,11 +743,11 @@ class NodeRegistry:
 _REASON_CODE = {reason: code for code, reason in enumerate(Reason)}
 _ALWAYS_COUNTED = (
     "commits", "releases", "reservations_expired", "selections", "selections_failed",
-    "shadow_compared", "shadow_mismatch", *(f"failed.{r}" for r in Reason), "failed.None",
+    "shadow_compared", "shadow_mismatch", "shadow_skipped", *(f"failed.{r}" for r in Reason), "failed.None",
 )
 
 
-def _merged_counters(counters: dict[str, int], dispatch: object | None) -> dict[str, int]:
+def _merged_counters(counters: dict[str, int], dispatch: Any) -> dict[str, int]:
     """The registry's counters plus the compiled dispatcher's, every dispatch
     counter present (at 0 before its first event)."""
     merged = dict.fromkeys(_ALWAYS_COUNTED, 0)

@@ -17,6 +17,7 @@ import secrets
 import sys
 from collections.abc import Sequence
 from functools import partial
+from typing import Any
 
 import numpy as np
 
@@ -159,7 +160,7 @@ def _decode(snapshot: RuntimeSnapshot, records: bytes, picked: bool) -> tuple[tu
     return tuple(attempts), attempts[-1 if picked else 0].breakdown
 
 
-def new_dispatcher(loads: object) -> object:
+def new_dispatcher(loads: Any) -> Any:
     """A compiled ``Dispatcher`` over ``loads`` (a compiled ``LoadTable``): the
     whole fast-path decision in one call, and the reservation table and
     counters it keeps. Its token epoch is drawn at random here."""
