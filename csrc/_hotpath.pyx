@@ -192,6 +192,21 @@ REASON_CODES = {  # reason name -> kernel code; must match pyscheduler.model.CHE
     "no_nodes": R_NO_NODES,
 }
 MAX_SLOTS = <Py_ssize_t>MAX_CHUNKS * CHUNK_SIZE
+KERNEL_CODES = {  # the one source of the codes Python hands the kernels or reads back
+    "ST_READY": ST_READY,
+    "ST_NOT_READY": ST_NOT_READY,
+    "ST_OFFLINE": ST_OFFLINE,
+    "NF_HAS_GPU": NF_HAS_GPU,
+    "NF_PUBLIC": NF_PUBLIC,
+    "LANG_UNKNOWN": LANG_UNKNOWN,
+    "LANG_AUTO": LANG_AUTO,
+    "ATT_POOL": ATT_POOL,
+    "ATT_TOTAL": ATT_TOTAL,
+    "ATT_COUNTS": ATT_COUNTS,
+    "ATT_WIDTH": ATT_WIDTH,
+    "R_NO_ELIGIBLE_POOL": R_NO_ELIGIBLE_POOL,
+    "R_NO_NODES": R_NO_NODES,
+}
 
 
 # --- reservations: lock-free counters ------------------------------------------

@@ -27,6 +27,7 @@ N_REASONS: Final[int]  # 12 node-check reasons
 ATTEMPT_WIDTH: Final[int]  # int32 per attempt record: pool index, total, 12 counts
 MAX_SLOTS: Final[int]
 REASON_CODES: Final[dict[str, int]]  # reason name -> kernel code (CHECK_REASONS order)
+KERNEL_CODES: Final[dict[str, int]]  # status, node-flag, language and reason codes; attempt-record layout
 
 class LoadTable:
     """Per-node load records by slot, in chunks that never move; atomic counters."""

@@ -320,3 +320,25 @@ def test_shadow_compare_skips_a_moment_another_thread_changed(monkeypatch, serve
     assert injected == [True]
     counters = reg.metrics()["counters"]
     assert (counters["shadow_compared"], counters["shadow_skipped"], counters["shadow_mismatch"]) == (1, 1, 0)
+
+
+# -- one source per kernel code --------------------------------------------------------------
+
+
+@pytest.mark.hotpath
+def test_kernel_codes_are_the_compiled_modules_and_equal_the_fallback():
+    assert dict(_compat.hotpath.KERNEL_CODES) == dict(_compat.FALLBACK_KERNEL_CODES)
+    assert _compat.KERNEL_CODES == _compat.hotpath.KERNEL_CODES
+
+
+def test_kernel_codes_agree_with_the_python_model():
+    from pyscheduler.domain.model import CHECK_REASONS, NodeStatus
+    from pyscheduler.selection import fast
+    from pyscheduler.state.nodes import STATUS_CODES
+
+    codes = _compat.KERNEL_CODES
+    assert codes["ATT_WIDTH"] == codes["ATT_COUNTS"] + len(CHECK_REASONS) == fast.ATTEMPT_WIDTH
+    assert list(Reason).index(Reason.NO_ELIGIBLE_POOL) == codes["R_NO_ELIGIBLE_POOL"]
+    assert list(Reason).index(Reason.NO_NODES) == codes["R_NO_NODES"]
+    assert STATUS_CODES[NodeStatus.READY] == codes["ST_READY"] != STATUS_CODES[NodeStatus.DRAINING]
+    assert STATUS_CODES[NodeStatus.OFFLINE] == codes["ST_OFFLINE"]

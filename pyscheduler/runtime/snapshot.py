@@ -30,8 +30,8 @@ from .lang_index import PoolLanguageIndex, intern_languages, words_for
 
 __all__ = ["RuntimeSnapshot", "build_snapshot"]
 
-_NF_HAS_GPU = 1
-_NF_PUBLIC = 2
+_NF_HAS_GPU = _compat.KERNEL_CODES["NF_HAS_GPU"]
+_NF_PUBLIC = _compat.KERNEL_CODES["NF_PUBLIC"]
 
 
 @dataclass(frozen=True, eq=False)

@@ -24,7 +24,7 @@ import numpy as np
 from .. import _compat
 from ..domain.errors import SchedulerError
 from ..domain.languages import AUTO
-from ..domain.model import CHECK_REASONS, Attempt, Breakdown, JobRequest, Reason, Selection
+from ..domain.model import Attempt, Breakdown, JobRequest, Reason, Selection
 from ..runtime.snapshot import RuntimeSnapshot
 
 __all__ = [
@@ -42,8 +42,12 @@ __all__ = [
     "to_selection",
 ]
 
-ATTEMPT_WIDTH = 2 + len(CHECK_REASONS)  # pool index, total, one count per reason
-_NO_ELIGIBLE_POOL = 12
+ATTEMPT_WIDTH = _compat.KERNEL_CODES["ATT_WIDTH"]  # pool index, total, one count per reason
+_ATT_TOTAL = _compat.KERNEL_CODES["ATT_TOTAL"]
+_ATT_COUNTS = _compat.KERNEL_CODES["ATT_COUNTS"]
+_NO_ELIGIBLE_POOL = _compat.KERNEL_CODES["R_NO_ELIGIBLE_POOL"]
+_LANG_UNKNOWN = _compat.KERNEL_CODES["LANG_UNKNOWN"]
+_LANG_AUTO = _compat.KERNEL_CODES["LANG_AUTO"]
 
 
 class FastPathUnavailable(SchedulerError):
@@ -99,8 +103,8 @@ def run_kernel(
     lang_ids = snapshot.lang_ids
     src = job.src_lang
     return compiled.select(
-        -2 if src == AUTO else lang_ids.get(src, -1),
-        lang_ids.get(job.tgt_lang, -1),
+        _LANG_AUTO if src == AUTO else lang_ids.get(src, _LANG_UNKNOWN),
+        lang_ids.get(job.tgt_lang, _LANG_UNKNOWN),
         job.types_mask,
         job.public,
         -1 if job.preferred_node_id is None else snapshot.node_index.get(job.preferred_node_id, -1),
@@ -141,7 +145,7 @@ def failure_reason(raw: tuple) -> Reason | None:
     if empty == _NO_ELIGIBLE_POOL:
         return Reason.NO_ELIGIBLE_POOL
     first = memoryview(records)[: ATTEMPT_WIDTH * 4].cast("i").tolist()
-    return Breakdown(first[2:], first[1]).top_reason
+    return Breakdown(first[_ATT_COUNTS:], first[_ATT_TOTAL]).top_reason
 
 
 def _decode(snapshot: RuntimeSnapshot, records: bytes, picked: bool) -> tuple[tuple[Attempt, ...], Breakdown]:
@@ -152,7 +156,7 @@ def _decode(snapshot: RuntimeSnapshot, records: bytes, picked: bool) -> tuple[tu
     attempts = []
     for base in range(0, len(recs), ATTEMPT_WIDTH):
         pool = recs[base]
-        breakdown = Breakdown(recs[base + 2:base + ATTEMPT_WIDTH], recs[base + 1])
+        breakdown = Breakdown(recs[base + _ATT_COUNTS:base + ATTEMPT_WIDTH], recs[base + _ATT_TOTAL])
         if pool >= 0:
             attempts.append(Attempt(snapshot.pool_ids[pool], snapshot.pool_names[pool], breakdown))
         else:
@@ -200,8 +204,8 @@ def prepare_batch(
     lang_ids, node_index = snapshot.lang_ids, snapshot.node_index
     rows = [
         (
-            -2 if j.src_lang == AUTO else lang_ids.get(j.src_lang, -1),
-            lang_ids.get(j.tgt_lang, -1),
+            _LANG_AUTO if j.src_lang == AUTO else lang_ids.get(j.src_lang, _LANG_UNKNOWN),
+            lang_ids.get(j.tgt_lang, _LANG_UNKNOWN),
             j.types_mask,
             j.public,
             -1 if j.preferred_node_id is None else node_index.get(j.preferred_node_id, -1),
