@@ -18,7 +18,40 @@ from libc.math cimport NAN, isnan
 from libc.stdlib cimport calloc, free, malloc, realloc
 from libc.string cimport memcpy
 
-from _defs cimport *
+from _atomic cimport pys_add, pys_cas, pys_load, pys_popcount64, pys_prefetch, pys_store
+from _kernel_codes cimport (
+    ATT_COUNTS,
+    ATT_POOL,
+    ATT_TOTAL,
+    ATT_WIDTH,
+    LANG_AUTO,
+    LANG_UNKNOWN,
+    N_CHECK_REASONS,
+    NF_HAS_GPU,
+    NF_PUBLIC,
+    R_ASR_LANG_UNSUPPORTED,
+    R_CAPACITY_EXCEEDED,
+    R_EXCLUDED,
+    R_GPU_UNAVAILABLE,
+    R_HEARTBEAT_STALE,
+    R_LANG_PAIR_UNSUPPORTED,
+    R_MODEL_NOT_AVAILABLE,
+    R_NO_ELIGIBLE_POOL,
+    R_NO_NODES,
+    R_NOT_IN_PUBLIC_POOL,
+    R_OFFLINE,
+    R_OK,
+    R_RESOURCE_THRESHOLD_EXCEEDED,
+    R_STATUS_NOT_READY,
+    R_TTS_LANG_UNSUPPORTED,
+    ST_NOT_READY,
+    ST_OFFLINE,
+    ST_READY,
+    IntBuf,
+    JobIn,
+    JobOut,
+    NodeLoad,
+)
 from _types cimport float64_t, int32_t, int64_t, uint8_t, uint32_t, uint64_t
 
 
@@ -140,26 +173,6 @@ def tiebreak_hash(routing_key, node_id):
 # =============================================================================
 
 
-
-cdef extern from *:
-    """
-    #include <stdint.h>
-    /* Atomics for the reservation counters (GCC/Clang builtins). */
-    static inline int32_t pys_load(const int32_t* p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
-    static inline void pys_store(int32_t* p, int32_t v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
-    static inline int pys_cas(int32_t* p, int32_t expected, int32_t desired) {
-        return __atomic_compare_exchange_n(p, &expected, desired, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
-    }
-    static inline int32_t pys_add(int32_t* p, int32_t v) { return __atomic_add_fetch(p, v, __ATOMIC_ACQ_REL); }
-    static inline int pys_popcount64(uint64_t x) { return __builtin_popcountll(x); }
-    static inline void pys_prefetch(const void* p) { __builtin_prefetch(p, 0, 1); }
-    """
-    int32_t pys_load(const int32_t* p) nogil
-    void pys_store(int32_t* p, int32_t v) nogil
-    bint pys_cas(int32_t* p, int32_t expected, int32_t desired) nogil
-    int32_t pys_add(int32_t* p, int32_t v) nogil
-    int pys_popcount64(uint64_t x) nogil
-    void pys_prefetch(const void* p) nogil
 
 cdef enum:
     CHUNK_BITS = 12
