@@ -24,27 +24,6 @@ cdef enum:
     RES_INITIAL = 1024                # entries allocated by the first reservation
     EXCL_STACK = 64                   # excluded node indices on the stack before malloc
 
-cdef enum:
-    # counters, by index; C_FAILED_REASON + reason code, and + N_REASON_SLOTS - 1 for "no reason"
-    C_SELECTIONS = 0
-    C_FAILED = 1
-    C_COMMITS = 2
-    C_RELEASES = 3
-    C_EXPIRED = 4
-    C_FAILED_REASON = 5
-    N_REASON_SLOTS = 15               # 14 reason codes + "None" (nothing was rejected)
-    C_STARTED = 20                    # decisions begun / finished (a decision in flight may
-    C_FINISHED = 21                   # hold a reservation it has not counted yet)
-    N_COUNTERS = 22
-
-cdef struct Reservation:
-    int64_t serial       # registration serial of the node the place was taken on
-    float64_t created    # clock seconds when taken; expired when now - created > ttl
-    int32_t slot         # load slot holding the place; -1 while the entry is free
-    uint32_t seq         # bumped on every reuse of the entry (low 20 bits are in the token)
-    int32_t next_free    # free-list link (-1: end)
-    int32_t _pad
-
 TOKEN_EPOCH_SHIFT_BITS = TOKEN_EPOCH_SHIFT
 COUNTER_NAMES = ("selections", "selections_failed", "commits", "releases", "reservations_expired")
 
@@ -82,10 +61,6 @@ cdef class SelectionRecords:
     """A fast selection's attempt records, decoded only when called: the
     ``decode`` hook of the ``Selection`` the dispatcher returns."""
 
-    cdef object decode
-    cdef object snapshot
-    cdef bytes records
-    cdef bint picked, no_eligible_pool
 
     def __call__(self):
         """``(attempts, breakdown)``, by the decoder given to the Dispatcher."""
@@ -106,17 +81,6 @@ cdef class Dispatcher:
     (drawn at random once per registry) and the entries' first sequences.
     """
 
-    cdef readonly LoadTable loads
-    cdef readonly uint64_t epoch
-    cdef readonly SessionTable sessions     # None until configure_sessions
-    cdef object make_selection, decode, selection_type, on_rebind
-    cdef Reservation* res
-    cdef Py_ssize_t res_cap, n_live
-    cdef int32_t free_head
-    cdef int64_t* owners                # registration serial by load slot (0: none)
-    cdef Py_ssize_t owners_cap
-    cdef uint64_t rng
-    cdef int64_t counts[N_COUNTERS]
 
     def __cinit__(self):
         cdef int k

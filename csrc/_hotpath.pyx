@@ -261,8 +261,6 @@ cdef class LoadTable:
     generation may update ``reserved`` while the registry publishes the next.
     """
 
-    cdef NodeLoad** chunks     # MAX_CHUNKS pointers; the first n_chunks are allocated
-    cdef Py_ssize_t n_chunks
 
     def __cinit__(self):
         self.chunks = <NodeLoad**>calloc(MAX_CHUNKS, sizeof(NodeLoad*))
@@ -462,48 +460,12 @@ cdef class CompiledSnapshot:
     run without bounds checks. The arrays must not be written afterwards.
     """
 
-    cdef readonly LoadTable loads
-    cdef readonly Py_ssize_t n_nodes, n_pools, n_langs, words
     # nodes, by index (= node ids sorted); bitsets are ``words`` uint64 per node
-    cdef const int32_t[::1] slot          # load slot of each node
-    cdef const uint8_t[::1] node_flags    # NF_HAS_GPU | NF_PUBLIC
-    cdef const uint8_t[::1] provides      # ServiceType mask of RUNNING (core-id matching) services
-    cdef const int32_t[::1] max_jobs      # max_concurrent_jobs, >= 1
-    cdef const int64_t[::1] id_ptr        # CSR offsets of the UTF-8 node ids in id_bytes
-    cdef const uint8_t[::1] id_bytes
-    cdef const uint64_t[::1] asr_bits     # ASR languages
-    cdef const uint64_t[::1] tts_bits     # TTS languages
-    cdef const uint64_t[::1] nmt_bits     # nmt_languages
-    cdef const uint64_t[::1] nmt_tgt_bits # targets of nmt_pairs (for an "auto" source)
-    cdef const int32_t[::1] pair_ptr      # CSR offsets of each node's sorted pair codes
-    cdef const int32_t[::1] pair_codes    # src * n_langs + tgt
     # pools, by index (= pool ids sorted)
-    cdef const uint8_t[::1] pool_req      # required_services mask
-    cdef const int32_t[::1] mem_ptr       # CSR offsets of members in mem_idx
-    cdef const int32_t[::1] mem_idx       # member node indices, ascending (= id order)
-    cdef const uint64_t[::1] pool_lang_bits
     # the language index: eligible pools per (src, tgt) and per tgt for "auto",
     # each list in eligible order (fewest languages, then pool id)
-    cdef const int32_t[::1] idx_ptr       # n_langs * n_langs + 1 offsets
-    cdef const int32_t[::1] idx_pools
-    cdef const int32_t[::1] auto_ptr      # n_langs + 1 offsets
-    cdef const int32_t[::1] auto_pools
     # configuration (Phase3Config)
-    cdef bint two_level, strict, fallback_all, affinity, scope_all, mode_exact
-    cdef uint64_t seed
-    cdef Py_ssize_t sample_size
-    cdef float64_t threshold, timeout
     # names, for the dispatcher (see bind_names): what maps a job's strings to indices
-    cdef dict lang_index                  # language code -> language id
-    cdef dict node_index                  # node id -> node index
-    cdef dict tenant_index                # tenant id -> pool index of its override
-    cdef tuple node_names                 # node ids, by index
-    cdef tuple pool_keys                  # pool ids, by index
-    cdef const int64_t[::1] serial        # registration serial of each node
-    cdef const int64_t[::1] pool_id_arr   # pool ids, by index, as integers
-    cdef str auto_code                    # the source code meaning "detect it"
-    cdef readonly int64_t version         # the generation's snapshot version
-    cdef bint named
 
     def __init__(self, LoadTable loads not None, dict columns not None, dict config not None):
         c = columns

@@ -11,30 +11,10 @@
 cdef enum:
     SESSIONS_INITIAL = 256            # entries allocated by the first session
 
-cdef struct SessionSlot:
-    uint64_t key                      # FNV-1a-64 of the session id's UTF-8 bytes
-    float64_t last_seen               # clock seconds of the last use
-    uint64_t pair_hash                # hash of (src, tgt) the binding is for
-    int32_t types                     # ServiceType mask the binding is for
-    int32_t bound_index               # pool index of bound_pool in generation checked
-    int64_t bound_pool                # pool id bound to, -1: none
-    int64_t checked                   # snapshot version the binding was last checked against, -1: never
-    int32_t prev, next                # LRU list links (-1: none); next is also the free-list link
-
-
 @cython.final
 cdef class SessionTable:
     """Session bindings of the fast path, bounded (LRU) and expiring."""
 
-    cdef readonly Py_ssize_t max_sessions
-    cdef readonly float64_t idle_ttl_s
-    cdef readonly Py_ssize_t evicted, expired
-    cdef SessionSlot* slots
-    cdef Py_ssize_t cap, n
-    cdef int32_t* index               # hash table of slot numbers (-1: empty), index_mask + 1 long
-    cdef Py_ssize_t index_mask
-    cdef int32_t head, tail, free_head   # most / least recently used; free list
-    cdef list ids, pairs, last_nodes     # per slot: session id, (src, tgt, types), last node id
 
     def __cinit__(self):
         self.slots = NULL
@@ -174,7 +154,6 @@ cdef class SessionTable:
 
     cdef void reset(self, int32_t s, float64_t now) noexcept:
         self.slots[s].last_seen = now
-        self.slots[s].pair_hash = 0
         self.slots[s].types = 0
         self.slots[s].bound_pool = -1
         self.slots[s].bound_index = -1
