@@ -10,6 +10,7 @@ arithmetic, offset basis 0xcbf29ce484222325 and prime 0x100000001b3.
 """
 
 cimport cython
+import numpy as np
 from cpython.bytes cimport PyBytes_FromStringAndSize
 from cpython.number cimport PyNumber_Index
 from cpython.unicode cimport PyUnicode_AsUTF8AndSize
@@ -17,8 +18,41 @@ from libc.math cimport NAN, isnan
 from libc.stdlib cimport calloc, free, malloc, realloc
 from libc.string cimport memcpy
 
-from _defs cimport *
-from _types cimport float64_t, int32_t, int64_t, uint8_t, uint64_t
+from _atomic cimport pys_add, pys_cas, pys_load, pys_popcount64, pys_prefetch, pys_store
+from _kernel_codes cimport (
+    ATT_COUNTS,
+    ATT_POOL,
+    ATT_TOTAL,
+    ATT_WIDTH,
+    LANG_AUTO,
+    LANG_UNKNOWN,
+    N_CHECK_REASONS,
+    NF_HAS_GPU,
+    NF_PUBLIC,
+    R_ASR_LANG_UNSUPPORTED,
+    R_CAPACITY_EXCEEDED,
+    R_EXCLUDED,
+    R_GPU_UNAVAILABLE,
+    R_HEARTBEAT_STALE,
+    R_LANG_PAIR_UNSUPPORTED,
+    R_MODEL_NOT_AVAILABLE,
+    R_NO_ELIGIBLE_POOL,
+    R_NO_NODES,
+    R_NOT_IN_PUBLIC_POOL,
+    R_OFFLINE,
+    R_OK,
+    R_RESOURCE_THRESHOLD_EXCEEDED,
+    R_STATUS_NOT_READY,
+    R_TTS_LANG_UNSUPPORTED,
+    ST_NOT_READY,
+    ST_OFFLINE,
+    ST_READY,
+    IntBuf,
+    JobIn,
+    JobOut,
+    NodeLoad,
+)
+from _types cimport float64_t, int32_t, int64_t, uint8_t, uint32_t, uint64_t
 
 
 cdef extern from *:
@@ -140,26 +174,6 @@ def tiebreak_hash(routing_key, node_id):
 
 
 
-cdef extern from *:
-    """
-    #include <stdint.h>
-    /* Atomics for the reservation counters (GCC/Clang builtins). */
-    static inline int32_t pys_load(const int32_t* p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
-    static inline void pys_store(int32_t* p, int32_t v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
-    static inline int pys_cas(int32_t* p, int32_t expected, int32_t desired) {
-        return __atomic_compare_exchange_n(p, &expected, desired, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
-    }
-    static inline int32_t pys_add(int32_t* p, int32_t v) { return __atomic_add_fetch(p, v, __ATOMIC_ACQ_REL); }
-    static inline int pys_popcount64(uint64_t x) { return __builtin_popcountll(x); }
-    static inline void pys_prefetch(const void* p) { __builtin_prefetch(p, 0, 1); }
-    """
-    int32_t pys_load(const int32_t* p) nogil
-    void pys_store(int32_t* p, int32_t v) nogil
-    bint pys_cas(int32_t* p, int32_t expected, int32_t desired) nogil
-    int32_t pys_add(int32_t* p, int32_t v) nogil
-    int pys_popcount64(uint64_t x) nogil
-    void pys_prefetch(const void* p) nogil
-
 cdef enum:
     CHUNK_BITS = 12
     CHUNK_SIZE = 4096          # 1 << CHUNK_BITS slots per chunk (160 KiB)
@@ -191,6 +205,21 @@ REASON_CODES = {  # reason name -> kernel code; must match pyscheduler.model.CHE
     "no_nodes": R_NO_NODES,
 }
 MAX_SLOTS = <Py_ssize_t>MAX_CHUNKS * CHUNK_SIZE
+KERNEL_CODES = {  # the one source of the codes Python hands the kernels or reads back
+    "ST_READY": ST_READY,
+    "ST_NOT_READY": ST_NOT_READY,
+    "ST_OFFLINE": ST_OFFLINE,
+    "NF_HAS_GPU": NF_HAS_GPU,
+    "NF_PUBLIC": NF_PUBLIC,
+    "LANG_UNKNOWN": LANG_UNKNOWN,
+    "LANG_AUTO": LANG_AUTO,
+    "ATT_POOL": ATT_POOL,
+    "ATT_TOTAL": ATT_TOTAL,
+    "ATT_COUNTS": ATT_COUNTS,
+    "ATT_WIDTH": ATT_WIDTH,
+    "R_NO_ELIGIBLE_POOL": R_NO_ELIGIBLE_POOL,
+    "R_NO_NODES": R_NO_NODES,
+}
 
 
 # --- reservations: lock-free counters ------------------------------------------
@@ -232,8 +261,6 @@ cdef class LoadTable:
     generation may update ``reserved`` while the registry publishes the next.
     """
 
-    cdef NodeLoad** chunks     # MAX_CHUNKS pointers; the first n_chunks are allocated
-    cdef Py_ssize_t n_chunks
 
     def __cinit__(self):
         self.chunks = <NodeLoad**>calloc(MAX_CHUNKS, sizeof(NodeLoad*))
@@ -433,39 +460,12 @@ cdef class CompiledSnapshot:
     run without bounds checks. The arrays must not be written afterwards.
     """
 
-    cdef readonly LoadTable loads
-    cdef readonly Py_ssize_t n_nodes, n_pools, n_langs, words
-    # languages with ids below n_pool_langs occur in some pool; the index covers only them
-    cdef readonly Py_ssize_t n_pool_langs
     # nodes, by index (= node ids sorted); bitsets are ``words`` uint64 per node
-    cdef const int32_t[::1] slot          # load slot of each node
-    cdef const uint8_t[::1] node_flags    # NF_HAS_GPU | NF_PUBLIC
-    cdef const uint8_t[::1] provides      # ServiceType mask of RUNNING (core-id matching) services
-    cdef const int32_t[::1] max_jobs      # max_concurrent_jobs, >= 1
-    cdef const int64_t[::1] id_ptr        # CSR offsets of the UTF-8 node ids in id_bytes
-    cdef const uint8_t[::1] id_bytes
-    cdef const uint64_t[::1] asr_bits     # ASR languages
-    cdef const uint64_t[::1] tts_bits     # TTS languages
-    cdef const uint64_t[::1] nmt_bits     # nmt_languages
-    cdef const uint64_t[::1] nmt_tgt_bits # targets of nmt_pairs (for an "auto" source)
-    cdef const int32_t[::1] pair_ptr      # CSR offsets of each node's sorted pair codes
-    cdef const int32_t[::1] pair_codes    # src * n_langs + tgt
     # pools, by index (= pool ids sorted)
-    cdef const uint8_t[::1] pool_req      # required_services mask
-    cdef const int32_t[::1] mem_ptr       # CSR offsets of members in mem_idx
-    cdef const int32_t[::1] mem_idx       # member node indices, ascending (= id order)
-    cdef const uint64_t[::1] pool_lang_bits
     # the language index: eligible pools per (src, tgt) and per tgt for "auto",
     # each list in eligible order (fewest languages, then pool id)
-    cdef const int32_t[::1] idx_ptr       # n_pool_langs * n_pool_langs + 1 offsets
-    cdef const int32_t[::1] idx_pools
-    cdef const int32_t[::1] auto_ptr      # n_pool_langs + 1 offsets
-    cdef const int32_t[::1] auto_pools
     # configuration (Phase3Config)
-    cdef bint two_level, strict, fallback_all, affinity, scope_all, mode_exact
-    cdef uint64_t seed
-    cdef Py_ssize_t sample_size
-    cdef float64_t threshold, timeout
+    # names, for the dispatcher (see bind_names): what maps a job's strings to indices
 
     def __init__(self, LoadTable loads not None, dict columns not None, dict config not None):
         c = columns
@@ -535,6 +535,38 @@ cdef class CompiledSnapshot:
         _require_range("auto_pools", c["auto_pools"], 0, max(p, 1))
         if self.sample_size < 0:
             raise ValueError("sample_size must be >= 0")
+
+    def bind_names(self, dict lang_ids not None, dict node_index not None, dict tenant_pools not None,
+                   tuple node_ids not None, tuple pool_ids not None, serials, str auto_code not None,
+                   int64_t version):
+        """Give the dispatcher the names of this generation, once, before any
+        ``Dispatcher.select`` reads it: language ids, node indices, each tenant
+        override's pool index, node and pool ids by index, registration
+        serials by node index, the code of a detected source language, and the
+        generation's snapshot version.
+        Every index is range-checked here (ValueError)."""
+        cdef Py_ssize_t n = self.n_nodes
+        if self.named:
+            raise ValueError("bind_names: names are bound once per generation")
+        if len(node_ids) != n or len(node_index) != n or len(serials) != n or len(pool_ids) != self.n_pools:
+            raise ValueError("bind_names: node and pool names must match the columns")
+        if len(lang_ids) != self.n_langs:
+            raise ValueError("bind_names: lang_ids must match n_langs")
+        for name, table, high in (("lang_ids", lang_ids, self.n_langs), ("node_index", node_index, n),
+                                  ("tenant_pools", tenant_pools, self.n_pools)):
+            for value in table.values():
+                if type(value) is not int or not 0 <= value < high:
+                    raise ValueError(f"bind_names: {name} holds an index out of range [0, {high})")
+        self.serial = serials
+        self.pool_id_arr = np.array(pool_ids, dtype=np.int64)
+        self.version = version
+        self.lang_index = dict(lang_ids)
+        self.node_index = dict(node_index)
+        self.tenant_index = dict(tenant_pools)
+        self.node_names = node_ids
+        self.pool_keys = pool_ids
+        self.auto_code = auto_code
+        self.named = True
 
     # -- stage 1: eligible pools (the language index) ---------------------------------
 
@@ -835,14 +867,9 @@ cdef class CompiledSnapshot:
         """
         cdef JobIn job
         cdef JobOut out
-        cdef IntBuf att
         cdef Py_ssize_t n = 0
         cdef const unsigned char* kb = _utf8(key, &n)
         cdef const int32_t[::1] excl
-        cdef int32_t* scratch
-        cdef int32_t scratch_stack[SCRATCH_STACK]
-        cdef int32_t att_stack[ATT_STACK]
-        cdef int rc
         if only_pool >= self.n_pools or tenant_pool >= self.n_pools or bound_pool >= self.n_pools:
             raise IndexError("pool index out of range")
         job.src = src if src < self.n_langs else LANG_UNKNOWN
@@ -861,6 +888,21 @@ cdef class CompiledSnapshot:
             job.n_excluded = excl.shape[0]
             if job.n_excluded:
                 job.excluded = &excl[0]
+        records = self.run(&job, now, &out, reserve_node)
+        picked_pool = -1
+        if out.picked >= 0:
+            picked_pool = _record_pool(records, out.picked)
+        return (out.node, picked_pool, out.preferred_pool,
+                out.fallback != 0 or out.n_attempts > 1, out.empty_reason, records)
+
+    cdef bytes run(self, const JobIn* job, float64_t now, JobOut* out, bint reserve_node):
+        """Stages 1-6 for one job with the GIL released; returns its attempt
+        records as bytes (``out`` is filled)."""
+        cdef IntBuf att
+        cdef int32_t* scratch
+        cdef int32_t scratch_stack[SCRATCH_STACK]
+        cdef int32_t att_stack[ATT_STACK]
+        cdef int rc
         att.data = att_stack
         att.size = 0
         att.capacity = -ATT_STACK  # negative: data is on the stack (see buf_push)
@@ -870,21 +912,16 @@ cdef class CompiledSnapshot:
             if scratch == NULL:
                 raise MemoryError()
         with nogil:
-            rc = self.select_job(&job, now, &att, scratch, &out, reserve_node)
+            rc = self.select_job(job, now, &att, scratch, out, reserve_node)
         if scratch != scratch_stack:
             free(scratch)
         try:
             if rc < 0:
                 raise MemoryError()
-            records = PyBytes_FromStringAndSize(<char*>att.data, att.size * sizeof(int32_t))
+            return PyBytes_FromStringAndSize(<char*>att.data, att.size * sizeof(int32_t))
         finally:
             if att.data != att_stack:
                 free(att.data)
-        picked_pool = -1
-        if out.picked >= 0:
-            picked_pool = _record_pool(records, out.picked)
-        return (out.node, picked_pool, out.preferred_pool,
-                out.fallback != 0 or out.n_attempts > 1, out.empty_reason, records)
 
     def select_batch(self, const int32_t[::1] src, const int32_t[::1] tgt, const int32_t[::1] types,
                      const uint8_t[::1] public, const int32_t[::1] preferred,
@@ -994,3 +1031,7 @@ cdef class CompiledSnapshot:
         cdef Py_ssize_t n = 0
         cdef const unsigned char* kb = _utf8(key, &n)
         return fnv1a64_bytes(kb, n)
+
+
+include "_sessions.pxi"
+include "_dispatch.pxi"

@@ -12,6 +12,7 @@ cimport libc.stdint as _stdint
 
 ctypedef _stdint.uint8_t uint8_t      # np.uint8   (flags, bool-like columns)
 ctypedef _stdint.int32_t int32_t      # np.int32   (counts, reason codes)
+ctypedef _stdint.uint32_t uint32_t    # np.uint32  (sequence numbers)
 ctypedef _stdint.int64_t int64_t      # np.int64   (timestamps in ns, large counts)
 ctypedef _stdint.uint64_t uint64_t    # np.uint64  (FNV-1a-64 hashes, seeds)
 ctypedef double float64_t             # np.float64 (loads, thresholds)

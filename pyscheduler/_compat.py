@@ -10,6 +10,10 @@ afterwards has no effect in this process.
 - ``HOTPATH_IMPORT_ERROR``: why the import failed (``None`` if it did not fail or
   was not tried); the test suite reports it, so a broken build fails loudly there
   instead of silently running the fallback.
+- ``KERNEL_CODES``: the kernels' status, node-flag, language and reason codes and
+  the attempt-record layout, as the compiled module exports them — or, without
+  it, ``FALLBACK_KERNEL_CODES`` (a test holds the two equal). Python code that
+  builds kernel input or reads kernel output takes its codes from here.
 
 Only this module decides; everything else asks ``HAVE_HOTPATH``.
 """
@@ -18,9 +22,10 @@ from __future__ import annotations
 
 import importlib
 import os
-from types import ModuleType
+from collections.abc import Mapping
+from types import MappingProxyType, ModuleType
 
-__all__ = ["HAVE_HOTPATH", "HOTPATH_IMPORT_ERROR", "USE_EXTENSIONS", "hotpath"]
+__all__ = ["FALLBACK_KERNEL_CODES", "HAVE_HOTPATH", "HOTPATH_IMPORT_ERROR", "KERNEL_CODES", "USE_EXTENSIONS", "hotpath"]
 
 
 def _extensions_disabled(value: str) -> bool:
@@ -43,3 +48,24 @@ if USE_EXTENSIONS:
         HOTPATH_IMPORT_ERROR = exc
 
 HAVE_HOTPATH: bool = hotpath is not None
+
+FALLBACK_KERNEL_CODES: Mapping[str, int] = MappingProxyType({
+    "ST_READY": 0,  # node status in the load table
+    "ST_NOT_READY": 1,  # REGISTERING, DEGRADED or DRAINING
+    "ST_OFFLINE": 2,
+    "NF_HAS_GPU": 1,  # bits of the snapshot's node_flags column
+    "NF_PUBLIC": 2,
+    "LANG_UNKNOWN": -1,  # a job language no node or pool of the generation knows
+    "LANG_AUTO": -2,  # the source "auto"
+    "ATT_POOL": 0,  # attempt record: pool index, candidates, then one count per check reason
+    "ATT_TOTAL": 1,
+    "ATT_COUNTS": 2,
+    "ATT_WIDTH": 14,
+    "R_NO_ELIGIBLE_POOL": 12,  # whole-job outcomes
+    "R_NO_NODES": 13,
+})
+"""The kernel codes when the extension is absent (equal to the compiled ones)."""
+
+KERNEL_CODES: Mapping[str, int] = (
+    MappingProxyType(dict(hotpath.KERNEL_CODES)) if hotpath is not None else FALLBACK_KERNEL_CODES
+)

@@ -1,7 +1,8 @@
 # Stub for the compiled extension pyscheduler._hotpath (sources: csrc/_hotpath.pyx).
 # Import it only through pyscheduler._compat / pyscheduler.hashing: it may be absent.
 
-from typing import Final, final
+from collections.abc import Callable, Sequence
+from typing import Any, Final, final
 
 import numpy as np
 import numpy.typing as npt
@@ -26,6 +27,7 @@ N_REASONS: Final[int]  # 12 node-check reasons
 ATTEMPT_WIDTH: Final[int]  # int32 per attempt record: pool index, total, 12 counts
 MAX_SLOTS: Final[int]
 REASON_CODES: Final[dict[str, int]]  # reason name -> kernel code (CHECK_REASONS order)
+KERNEL_CODES: Final[dict[str, int]]  # status, node-flag, language and reason codes; attempt-record layout
 
 @final
 class LoadTable:
@@ -64,8 +66,21 @@ class CompiledSnapshot:
     n_pool_langs: int  # languages 0 .. n_pool_langs-1 occur in pools; the index covers those
     words: int
 
+    version: int
+
     def __init__(
         self, loads: LoadTable, columns: dict[str, npt.NDArray[np.generic]], config: dict[str, object]
+    ) -> None: ...
+    def bind_names(
+        self,
+        lang_ids: dict[str, int],
+        node_index: dict[str, int],
+        tenant_pools: dict[str, int],
+        node_ids: tuple[str, ...],
+        pool_ids: tuple[int, ...],
+        serials: npt.NDArray[np.int64],
+        auto_code: str,
+        version: int,
     ) -> None: ...
     def select(
         self,
@@ -100,3 +115,79 @@ class CompiledSnapshot:
     def eligible_pools(self, src: int, tgt: int, types: int) -> list[int]: ...
     def covered_pools(self, langs: npt.NDArray[np.uint64]) -> list[int]: ...
     def key_hash(self, key: str) -> int: ...
+
+TOKEN_EPOCH_SHIFT_BITS: Final[int]  # tokens carry their table's epoch from this bit up (44)
+COUNTER_NAMES: Final[tuple[str, ...]]  # the dispatcher's counters besides failed.<reason>
+
+@final
+class SessionTable:
+    """The fast path's session bindings: LRU-bounded, expiring after idle_ttl_s."""
+
+    max_sessions: int
+    idle_ttl_s: float
+    evicted: int
+    expired: int
+
+    def __init__(self, max_sessions: int, idle_ttl_s: float) -> None: ...
+    def __len__(self) -> int: ...
+    def use(self, session_id: str, now: float) -> None: ...
+    def expire(self, now: float) -> int: ...
+    def get(self, session_id: str) -> tuple[float, tuple[str, str, object] | None, int | None, str | None] | None: ...
+
+@final
+class SelectionRecords:
+    """A fast selection's attempt records, decoded when called."""
+
+    def __call__(self) -> tuple[tuple[object, ...], object]: ...
+
+@final
+class Dispatcher:
+    """One registry's compiled dispatch, reservation table and counters."""
+
+    loads: LoadTable
+    epoch: int
+    sessions: SessionTable | None
+
+    def __init__(
+        self,
+        loads: LoadTable,
+        make_selection: Callable[..., object] | None,
+        decode: Callable[[object, bytes, bool, bool], tuple[tuple[object, ...], object]] | None,
+        selection_type: type,
+        entropy: int,
+    ) -> None: ...
+    def configure_sessions(
+        self, max_sessions: int, idle_ttl_s: float, on_rebind: Callable[[str, int, str, str], object]
+    ) -> None: ...
+    def select(
+        self,
+        snapshot: object,
+        job: object,
+        now: float,
+        bound_pool: int = -1,
+        only_pool: int = -1,
+        bind_session: bool = False,
+    ) -> Any: ...
+    def session_bound_pool(self, snapshot: object, job: object, now: float) -> int: ...
+    def note_session_node(self, session_id: str, node_id: str) -> None: ...
+    def bind_listed(
+        self,
+        job: object,
+        eligible: Callable[[], Sequence[int]],
+        affinity: bool,
+        seed: int,
+        generation: int,
+        now: float,
+    ) -> int | None: ...
+    def claim_slot(self, slot: int, serial: int) -> None: ...
+    def free_slot(self, slot: int) -> None: ...
+    def end(self, selection_or_token: object, commit: bool) -> int: ...
+    def add(self, slot: int, serial: int, now: float) -> int: ...
+    def count_failure(self, code: int) -> None: ...
+    def expire(self, now: float, ttl_s: float) -> int: ...
+    def held(self) -> list[tuple[int, int]]: ...
+    def activity(self) -> tuple[int, int]: ...
+    def begin(self, n: int) -> None: ...
+    def done(self, n: int) -> None: ...
+    def __len__(self) -> int: ...
+    def counters(self) -> dict[str, int]: ...

@@ -354,8 +354,13 @@ def populate(reg: NodeRegistry, clock: FakeClock, specs: Iterable[NodeSpec]) -> 
 def build_registry(
     scenario: Scenario, *, flags: MigrationFlags | None = None, clock: FakeClock | None = None
 ) -> tuple[NodeRegistry, FakeClock]:
-    """A fresh registry holding ``scenario``'s config and fleet, and its clock."""
+    """A fresh registry holding ``scenario``'s config and fleet, and its clock.
+
+    ``flags`` defaults to the legacy path, chosen explicitly (``NodeRegistry()``
+    itself defaults to the fast path when the extension is built): the
+    properties here compare other paths against it."""
     clock = clock if clock is not None else FakeClock()
+    flags = MigrationFlags.legacy() if flags is None else flags
     reg = NodeRegistry(scenario.cfg, scenario.core, flags=flags, clock=clock)
     populate(reg, clock, scenario.nodes)
     return reg, clock

@@ -292,6 +292,9 @@ def test_bench_json_reports_both_paths_from_one_run(capsys):
     assert row["speedup_p50"] == pytest.approx(row["legacy_p50_us"] / row["fast_p50_us"])
     assert row["batch_decisions_per_s"] > 0 and row["kernel_batch_decisions_per_s"] > 0
     assert 0 < row["snapshot_bytes_per_node"] <= 300  # docs/DESIGN.md §8 memory budget
+    # the dispatcher's cycle (select + release, sessions on) on both paths, same run
+    assert 0 < row["cycle_fast_p50_us"] <= row["cycle_fast_p99_us"] and row["cycle_legacy_p50_us"] > 0
+    assert row["cycle_speedup_p50"] == pytest.approx(row["cycle_legacy_p50_us"] / row["cycle_fast_p50_us"])
 
 
 @pytest.mark.hotpath

@@ -144,6 +144,35 @@ class MigrationMachine(RuleBasedStateMachine):
         ended_new = (self.new.commit if commit else self.new.release)(new_token)
         assert ended_old == ended_new
 
+    @rule(pair=tokens, commit=st.booleans())
+    def end_reservation_again(self, pair, commit):
+        """A token that may have ended already (reused): both answer alike."""
+        old_token, new_token = pair
+        if old_token is None:
+            return
+        ended_old = (self.old.commit if commit else self.old.release)(old_token)
+        ended_new = (self.new.commit if commit else self.new.release)(new_token)
+        assert ended_old == ended_new
+
+    @rule(pair=tokens)
+    def end_foreign_token(self, pair):
+        """Each registry's token is foreign to the other: it ends nothing there."""
+        old_token, new_token = pair
+        if old_token is not None:
+            assert self.new.release(old_token) is False and self.old.commit(new_token) is False
+
+    @rule(forged=st.one_of(st.integers(0, 2**64), st.sampled_from([1, 2, 1 << 44, (1 << 63) - 1])))
+    def end_forged_token(self, forged):
+        assert self.old.release(forged) is False and self.new.release(forged) is False
+
+    @invariant()
+    def same_sessions(self):
+        for sid in ("s1", "s2", "s3", "session-ü"):
+            a, b = self.old.sessions.get(sid), self.new.sessions.get(sid)
+            assert (a is None) == (b is None)
+            if a is not None:
+                assert (a.pair, a.bound_pool, a.last_node) == (b.pair, b.bound_pool, b.last_node)
+
     @invariant()
     def both_consistent(self):
         assert self.old.verify_consistency() == []

@@ -37,6 +37,7 @@ from pyscheduler import (
     InvalidRequestError,
     JobRequest,
     LanguageCapabilities,
+    MigrationFlags,
     NodeInfo,
     NodeRegistry,
     NodeStatus,
@@ -45,6 +46,7 @@ from pyscheduler import (
     ServiceType,
     UnknownNodeError,
     UnknownPoolError,
+    _compat,
 )
 from pyscheduler.state.fleet import Fleet
 
@@ -56,11 +58,12 @@ EN_ZH_JA = pool(3, ["en", "zh", "ja"])
 # -- construction ----------------------------------------------------------------------
 
 
-def test_default_registry_is_legacy_and_empty():
+def test_default_registry_is_fast_when_built_and_empty():
     reg = NodeRegistry()
     assert reg.phase3_config == Phase3Config()
     assert reg.core_services_config == CoreServicesConfig()
-    assert not reg.flags.any_on
+    expected = MigrationFlags.all_on() if _compat.HAVE_HOTPATH else MigrationFlags.legacy()
+    assert reg.flags == expected
     assert reg.node_ids() == []
     assert reg.pools() == []
     assert reg.verify_consistency() == []
@@ -385,8 +388,10 @@ def test_get_node_is_a_read_only_copy():
     assert reg.get_node("n1").status is NodeStatus.DRAINING and reg.get_node("n1").draining
 
 
-def test_metrics_gauges_and_counters():
-    reg = make_registry([node_info("n1"), node_info("n2"), node_info("n3")], pools=[EN_ZH])
+@pytest.mark.parametrize("path", ["legacy", pytest.param("fast", marks=pytest.mark.hotpath)])
+def test_metrics_gauges_and_counters(path):
+    flags = MigrationFlags.legacy() if path == "legacy" else MigrationFlags.all_on()
+    reg = make_registry([node_info("n1"), node_info("n2"), node_info("n3")], pools=[EN_ZH], flags=flags)
     reg.disconnect_node("n3")
     reg.mark_node_draining("n2")
     reg.select_node(JobRequest("en", "zh"))
@@ -403,7 +408,8 @@ def test_metrics_gauges_and_counters():
     assert m["counters"]["heartbeats"] == 3
     assert m["counters"]["selections"] == 2
     assert m["counters"]["selections_failed"] == 1
-    assert m["histograms"]["select_s"]["count"] == 2
+    if path == "legacy":  # the fast path counts, it does not time itself
+        assert m["histograms"]["select_s"]["count"] == 2
 
 
 def test_pool_members_of_an_unknown_pool():
@@ -589,7 +595,8 @@ def test_most_specific_ties_use_the_node_hash():
 
 def test_select_node_from_pool_picks_in_that_pool_only():
     reg = make_registry(
-        [node_info("n1", ["en", "zh"]), node_info("n2", ["en", "ja"])], pools=[EN_ZH, EN_JA]
+        [node_info("n1", ["en", "zh"]), node_info("n2", ["en", "ja"])], pools=[EN_ZH, EN_JA],
+        flags=MigrationFlags.legacy(),
     )
     sel = reg.select_node_from_pool(2, JobRequest("en", "zh"))
     assert not sel.ok and sel.preferred_pool == 2 and sel.reservation is None

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from helpers import decisions
 
-from pyscheduler import MigrationFlags, Reason
+from pyscheduler import MigrationFlags, Reason, _compat
 from pyscheduler.tools.simulation import (
     ENGINES,
     PlotUnavailable,
@@ -23,6 +23,9 @@ from pyscheduler.tools.workloads import make_workload
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
+
+# what simulate() runs without engine or flags: the registry default
+DEFAULT_ENGINE = "fast" if _compat.HAVE_HOTPATH else "legacy"
 
 @pytest.fixture(scope="module")
 def plain():
@@ -56,7 +59,7 @@ def test_defaults_draw_exactly_as_explicit_values(plain):
         sessions=wl.sessions, fail_rate=0.0, engine="legacy",
     )  # fmt: skip
     assert decisions(explicit) == decisions(plain)
-    assert plain.engine == "legacy" and plain.sessions == wl.sessions
+    assert plain.engine == DEFAULT_ENGINE and plain.sessions == wl.sessions
     assert plain.failures_injected.nodes == 0 and plain.shadow_compared is None
 
 
@@ -153,7 +156,7 @@ def test_latency_samples_match_the_percentiles(plain):
 
 def test_to_dict_carries_the_new_figures(failing):
     data = json.loads(json.dumps(failing.to_dict()))
-    assert data["engine"] == "legacy" and data["fail_rate"] == 0.3
+    assert data["engine"] == DEFAULT_ENGINE and data["fail_rate"] == 0.3
     assert data["failures_injected"]["nodes"] == 30
     assert data["shadow"] is None
     timeline = data["timeline"]

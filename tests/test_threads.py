@@ -25,6 +25,7 @@ from helpers import (
 from pyscheduler import (
     AutoPoolConfig,
     JobRequest,
+    MigrationFlags,
     Selection,
     UnknownNodeError,
 )
@@ -89,6 +90,7 @@ def test_dispatch_heartbeats_and_config_changes_in_parallel(fast_switching):
         [node_info(n, _langs(i), max_concurrent_jobs=3 + i % 4) for i, n in enumerate(NODE_IDS)],
         cfg=CONFIGS[0],
         clock=clock,
+        flags=MigrationFlags.legacy(),  # the legacy path under churn
     )
     ever_known = set(NODE_IDS)
     selections: list[list[Selection]] = []

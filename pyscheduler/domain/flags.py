@@ -1,5 +1,6 @@
 """Migration flags (docs/DESIGN.md §4): move a running dispatcher from the legacy path to
-the new one a step at a time. All off is the legacy path."""
+the new one a step at a time. All off (``MigrationFlags.legacy()``) is the legacy
+path; ``NodeRegistry()`` runs with all on when the compiled extension is built."""
 
 from __future__ import annotations
 
@@ -38,8 +39,19 @@ class MigrationFlags:
 
     @classmethod
     def all_on(cls) -> MigrationFlags:
-        """Every flag on except ``shadow_compare``."""
+        """Every flag on except ``shadow_compare``: the fast path, and what
+        ``NodeRegistry()`` runs by default when the compiled extension is built."""
         return cls(True, True, True, True, False, 100)
+
+    @classmethod
+    def all_off(cls) -> MigrationFlags:
+        """Every flag off: the legacy (reference) path."""
+        return cls()
+
+    @classmethod
+    def legacy(cls) -> MigrationFlags:
+        """The legacy (reference) path, chosen explicitly: the same as :meth:`all_off`."""
+        return cls()
 
     @property
     def any_on(self) -> bool:

@@ -22,6 +22,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 from .. import _compat
 from ..domain.config import CoreServicesConfig, Phase3Config, PoolConfig
@@ -59,7 +60,7 @@ from ..state.metrics import Metrics
 from ..state.nodes import NodeRecord
 from ..state.pools import eligible_pools
 from ..state.reservations import Reservations
-from ..state.sessions import SessionEntry, SessionRuntimeManager
+from ..state.sessions import SessionEntry, SessionRuntimeManager, log_rebind
 from .consistency import fleet_problems, management_problems, snapshot_problems
 from .mirror import ManagementMirror
 from .publish import SnapshotPublisher
@@ -94,7 +95,7 @@ class NodeRegistry:
         core_services = CoreServicesConfig() if core_services is None else core_services
         _require(phase3, Phase3Config, "phase3", ConfigError)
         _require(core_services, CoreServicesConfig, "core_services", ConfigError)
-        flags = MigrationFlags() if flags is None else flags
+        flags = _default_flags() if flags is None else flags
         _require(flags, MigrationFlags, "flags", ConfigError)
         if not callable(clock):
             raise ConfigError(f"clock must be callable, got {clock!r}")
@@ -108,10 +109,17 @@ class NodeRegistry:
         self._loads = new_load_table()
         self._slots = SlotAllocator()
         self._serials = itertools.count(1)
-        self._reservations = Reservations(self._loads)
+        # the compiled dispatcher (fast path: one call per decision, its own
+        # reservation table and counters), or None without the extension
+        self._dispatch = fast.new_dispatcher(self._loads) if _compat.HAVE_HOTPATH else None
+        self._reservations = Reservations(self._loads, self._dispatch)
+        self._token_ends = 0  # legacy tokens ended (a change stamp for shadow compare)
         self._publisher = SnapshotPublisher(self._metrics)
         self._listeners: tuple[Callable[[RegistryEvent], None], ...] = ()
         self._sessions = SessionRuntimeManager(clock=clock)
+        if self._dispatch is not None:  # the fast path's sessions live in the dispatcher
+            self._dispatch.configure_sessions(self._sessions.max_sessions, self._sessions.idle_ttl_s, log_rebind)
+            self._sessions.attach_compiled(self._dispatch.sessions)
         self._mirror = ManagementMirror(self._fleet, self._metrics)
         self._select_ticks = itertools.count()  # picks the fast-path calls that are timed
         if flags.use_management_registry:
@@ -334,8 +342,9 @@ class NodeRegistry:
                 if rec.sweep(now, cfg.heartbeat_timeout_s, cfg.warmup_s):
                     befores[nid] = before
             changed = sorted(befores)
-            expired = self._reservations.expire(now, cfg.reservation_ttl_s)
-            self._metrics.inc("reservations_expired", expired)
+            expired_here, expired_compiled = self._reservations.expire(now, cfg.reservation_ttl_s)
+            self._metrics.inc("reservations_expired", expired_here)
+            expired = expired_here + expired_compiled
             statuses = [(nid, self._fleet.nodes[nid].status) for nid in changed]
             self._fleet.touched.update(changed)
             self._mirror.after_change(self._flags)
@@ -523,18 +532,14 @@ class NodeRegistry:
             selection, node = legacy.select(self._fleet, job, now, bound, reserve=self._reserve_locked)
             selection = self._finish(selection, node, now)
         self._metrics.observe("select_s", time.perf_counter() - start)
-        self._sessions.record(entry, selection.node_id)
+        self._record_session(job, entry, selection.node_id)
         return selection
 
     def _select_fast(self, job: JobRequest) -> Selection:
         snap = self._publisher.current_if(self._fleet.topology_version)
         if snap is None:
             snap = self.snapshot()
-        now = self._clock()
-        entry, bound = self._bound_pool_fast(job, snap, now)
-        selection = self._finish_fast(snap, fast.run_kernel(snap, job, now, bound_pool=bound), now)
-        self._sessions.record(entry, selection.node_id)
-        return selection
+        return self._dispatch.select(snap, job, self._clock(), bind_session=self._flags.use_session_runtime)
 
     def _count_failure(self, reason: Reason | None) -> None:
         self._metrics.inc("selections")
@@ -559,25 +564,20 @@ class NodeRegistry:
                 return []
             return [p.pool_id for p in legacy.candidate_pools(fleet, job)[0]]
 
+        if self._dispatch is not None:  # one session table per registry, whichever path serves
+            cfg = fleet.cfg
+            bound = self._dispatch.bind_listed(
+                job, eligible, cfg.enable_session_affinity, cfg.hash_seed, fleet.topology_version, now
+            )
+            return None, bound
         return self._sessions.bind(job, eligible, fleet.cfg, fleet.topology_version, now)
 
-    def _bound_pool_fast(
-        self, job: JobRequest, snap: RuntimeSnapshot, now: float
-    ) -> tuple[SessionEntry | None, int | None]:
-        """The session entry and bound pool, found through the snapshot's language index."""
-        if not (self._flags.use_session_runtime and job.session_id is not None):
-            return None, None
-
-        def eligible() -> list[int]:
-            cfg = snap.cfg
-            if not cfg.two_level or not snap.pool_ids:
-                return []
-            found = snap.index.find_pools_for_lang_pair(job.src_lang, job.tgt_lang, job.required_types)
-            if found or cfg.strict_pool_eligibility:
-                return found
-            return list(snap.pool_ids)
-
-        return self._sessions.bind(job, eligible, snap.cfg, snap.version, now)
+    def _record_session(self, job: JobRequest, entry: SessionEntry | None, node_id: str | None) -> None:
+        """Remember the node a session's job went to, in the table that holds the session."""
+        if self._dispatch is None:
+            self._sessions.record(entry, node_id)
+        elif node_id is not None and job.session_id is not None and self._flags.use_session_runtime:
+            self._dispatch.note_session_node(job.session_id, node_id)
 
     def _reserve_locked(self, node: NodeRecord) -> bool:
         return self._loads.try_reserve(node.slot, node.info.max_concurrent_jobs)
@@ -594,13 +594,14 @@ class NodeRegistry:
         return selection.with_reservation(token)
 
     def _finish_fast(self, snap: RuntimeSnapshot, raw: tuple, now: float) -> Selection:
-        """Count a kernel answer; record a reservation token for a picked node."""
+        """Count a batch kernel answer; record a reservation token for a picked
+        node in the dispatcher's table."""
         node = raw[0]
         if node < 0:
-            self._count_failure(fast.failure_reason(raw))
+            reason = fast.failure_reason(raw)
+            self._dispatch.count_failure(-1 if reason is None else _REASON_CODE[reason])
             return fast.to_selection(snap, raw, None)
-        self._metrics.inc("selections")
-        token = self._reservations.add(snap.node_ids[node], snap.slots[node], snap.node_serials[node], now)
+        token = self._dispatch.add(snap.slots[node], snap.node_serials[node], now)
         return fast.to_selection(snap, raw, token)
 
     def _shadow(self, job: JobRequest, *, serve_fast: bool) -> None:
@@ -608,11 +609,19 @@ class NodeRegistry:
         if not _compat.HAVE_HOTPATH:
             return
         with self._locked("shadow_compare"):
+            # the registry lock keeps the topology, heartbeats and the legacy
+            # path still; what moves without it (fast-path reservations, token
+            # ends) is stamped, so both computations are known to see one moment
+            stamp = self._load_stamp()
             now = self._clock()
             _entry, bound = self._bound_pool_legacy(job, now)
             other_legacy, _ = legacy.select(self._fleet, job, now, bound)
             snap = self._publish_locked()
             other_fast, _ = fast.select(snap, job, now, bound_pool=bound, reserve=False)
+            moved = self._load_stamp() != stamp or stamp[0] > 0
+        if moved:  # not comparable: another thread changed the loads in between
+            self._metrics.inc("shadow_skipped")
+            return
         self._metrics.inc("shadow_compared")
         if other_legacy.decision() != other_fast.decision():
             self._metrics.inc("shadow_mismatch")
@@ -620,6 +629,13 @@ class NodeRegistry:
                 job.src_lang, job.tgt_lang, job.session_id, "fast" if serve_fast else "legacy",
                 other_fast.node_id, other_legacy.node_id, other_fast.explain(), other_legacy.explain(),
             )
+
+    def _load_stamp(self) -> tuple[int, int, int]:
+        """``(in_flight, changes, legacy token ends)``: what changes the load
+        table without the registry lock — fast-path decisions (in flight, and
+        begun), their token ends and expiries, and legacy token ends."""
+        in_flight, changes = (0, 0) if self._dispatch is None else self._dispatch.activity()
+        return (in_flight, changes, self._token_ends)
 
     def select_node_from_pool(
         self, pool_id: int, job: JobRequest, snapshot: RuntimeSnapshot | None = None
@@ -639,11 +655,13 @@ class NodeRegistry:
                 )
         if snapshot is not None or self._fast(job):
             snap = self.snapshot() if snapshot is None else snapshot
+            if not isinstance(snap, RuntimeSnapshot) or snap.loads is not self._loads:
+                raise InvalidRequestError("snapshot must be a RuntimeSnapshot of this registry")
+            if snap.compiled is None or self._dispatch is None:
+                raise fast.FastPathUnavailable("the fast path needs pyscheduler._hotpath (not built or disabled)")
             if pool_id not in snap.pool_index:
                 raise UnknownPoolError(f"unknown pool id {pool_id!r}")
-            now = self._clock()
-            raw = fast.run_kernel(snap, job, now, only_pool=pool_id)
-            return self._finish_fast(snap, raw, now)
+            return self._dispatch.select(snap, job, self._clock(), -1, snap.pool_index[pool_id])
         with self._locked("select_node_from_pool"):
             pool = self._fleet.pool(pool_id)
             now = self._clock()
@@ -657,28 +675,45 @@ class NodeRegistry:
         """
         jobs = _job_list(jobs)
         if self._fast():
-            snap = self.snapshot()
+            return self._select_batch_fast(jobs)
+        with self._locked("select_nodes_batch"):
             now = self._clock()
-            bindings = [self._bound_pool_fast(job, snap, now) for job in jobs]
-            raws = fast.select_batch(snap, jobs, now, [bound for _, bound in bindings])
+            out, bindings = [], []
+            try:
+                for job in jobs:
+                    entry, bound_pool = self._bound_pool_legacy(job, now)
+                    selection, node = legacy.select(self._fleet, job, now, bound_pool, reserve=self._reserve_locked)
+                    out.append(self._finish(selection, node, now))
+                    bindings.append((entry, bound_pool))
+            except BaseException:  # all or nothing: give back what the batch reserved
+                for selection in out:
+                    if selection.reservation is not None:
+                        self._reservations.end(selection.reservation, commit=False)
+                raise
+        for job, (entry, _), selection in zip(jobs, bindings, out):
+            self._record_session(job, entry, selection.node_id)
+        return out
+
+    def _select_batch_fast(self, jobs: list[JobRequest]) -> list[Selection]:
+        """The batch kernel, with the sessions bound in the dispatcher's table first."""
+        snap = self.snapshot()
+        now = self._clock()
+        dispatch, pool_ids = self._dispatch, snap.pool_ids
+        bound: list[int | None] = [None] * len(jobs)
+        if self._flags.use_session_runtime:
+            for i, job in enumerate(jobs):
+                index = dispatch.session_bound_pool(snap, job, now)
+                bound[i] = pool_ids[index] if index >= 0 else None
+        dispatch.begin(len(jobs))
+        try:
+            raws = fast.select_batch(snap, jobs, now, bound)
             out = [self._finish_fast(snap, raw, now) for raw in raws]
-        else:
-            with self._locked("select_nodes_batch"):
-                now = self._clock()
-                out, bindings = [], []
-                try:
-                    for job in jobs:
-                        entry, bound_pool = self._bound_pool_legacy(job, now)
-                        selection, node = legacy.select(self._fleet, job, now, bound_pool, reserve=self._reserve_locked)
-                        out.append(self._finish(selection, node, now))
-                        bindings.append((entry, bound_pool))
-                except BaseException:  # all or nothing: give back what the batch reserved
-                    for selection in out:
-                        if selection.reservation is not None:
-                            self._reservations.end(selection.reservation, commit=False)
-                    raise
-        for (entry, _), selection in zip(bindings, out):
-            self._sessions.record(entry, selection.node_id)
+        finally:
+            dispatch.done(len(jobs))
+        if self._flags.use_session_runtime:
+            for job, selection in zip(jobs, out):
+                if job.session_id is not None and selection.node_id is not None:
+                    dispatch.note_session_node(job.session_id, selection.node_id)
         return out
 
     # -- reservations ------------------------------------------------------------------
@@ -686,16 +721,28 @@ class NodeRegistry:
     def commit(self, selection_or_token: Selection | int) -> bool:
         """The node took the job: its reservation becomes a running job (until the
         node's next heartbeat reports its own count). False if the reservation
-        had already ended (released, committed, expired, node removed)."""
+        had already ended (released, committed, expired, node removed), or if
+        the token is not one this registry gave out (forged, another registry's)."""
+        if self._dispatch is not None:
+            ended = self._dispatch.end(selection_or_token, True)
+            if ended >= 0:
+                return ended == 1
         ended = self._reservations.end(_token(selection_or_token), commit=True)
         if ended:
+            self._token_ends += 1
             self._metrics.inc("commits")
         return ended
 
     def release(self, selection_or_token: Selection | int) -> bool:
-        """Give a reservation back without running the job. False if it had ended."""
+        """Give a reservation back without running the job. False if it had
+        ended, or is not one this registry gave out."""
+        if self._dispatch is not None:
+            ended = self._dispatch.end(selection_or_token, False)
+            if ended >= 0:
+                return ended == 1
         ended = self._reservations.end(_token(selection_or_token), commit=False)
         if ended:
+            self._token_ends += 1
             self._metrics.inc("releases")
         return ended
 
@@ -753,6 +800,7 @@ class NodeRegistry:
         """
         with self._locked("metrics"):
             out = self._metrics.snapshot()
+            out["counters"] = _merged_counters(out["counters"], self._dispatch)
             snap = self._publisher.current
             connected = [r for r in self._fleet.nodes.values() if not r.disconnected]
             by_status = Counter(r.status.value for r in connected)
@@ -787,6 +835,41 @@ def _log_status_changes(
         last[node_id] = status
         if status is not before:
             logs.node_status_changed(node_id, before, status, "heartbeat")
+
+
+_REASON_CODE = {reason: code for code, reason in enumerate(Reason)}
+_ALWAYS_COUNTED = (
+    "commits", "releases", "reservations_expired", "selections", "selections_failed",
+    "shadow_compared", "shadow_mismatch", "shadow_skipped", *(f"failed.{r}" for r in Reason), "failed.None",
+)
+
+
+def _merged_counters(counters: dict[str, int], dispatch: Any) -> dict[str, int]:
+    """The registry's counters plus the compiled dispatcher's, every dispatch
+    counter present (at 0 before its first event)."""
+    merged = dict.fromkeys(_ALWAYS_COUNTED, 0)
+    for name, n in counters.items():
+        merged[name] = merged.get(name, 0) + n
+    if dispatch is not None:
+        for name, n in dispatch.counters().items():
+            merged[name] = merged.get(name, 0) + n
+    return dict(sorted(merged.items()))
+
+
+_warned_reference_path = False
+
+
+def _default_flags() -> MigrationFlags:
+    """Every flag on when the compiled extension is built; otherwise the
+    reference (legacy) path, said once in the log."""
+    global _warned_reference_path
+    if _compat.HAVE_HOTPATH:
+        return MigrationFlags.all_on()
+    if not _warned_reference_path:
+        _warned_reference_path = True
+        reason = "disabled by PYSCHEDULER_NO_EXTENSIONS" if not _compat.USE_EXTENSIONS else "not built"
+        logs.reference_path(reason)
+    return MigrationFlags.legacy()
 
 
 def _heartbeat_pairs(beats: Iterable[tuple[str, Heartbeat]]) -> list[tuple[str, Heartbeat]]:

@@ -22,6 +22,7 @@ import numpy as np
 
 from .. import _compat
 from ..domain.config import Phase3Config
+from ..domain.languages import AUTO
 from ..domain.model import InstalledService, LanguageCapabilities, ServiceType
 from ..state.fleet import Fleet
 from ..state.loads import LoadTableLike
@@ -30,8 +31,8 @@ from .lang_index import PoolLanguageIndex, frozen, intern_languages, is_frozen, 
 
 __all__ = ["RuntimeSnapshot", "build_snapshot"]
 
-_NF_HAS_GPU = 1
-_NF_PUBLIC = 2
+_NF_HAS_GPU = _compat.KERNEL_CODES["NF_HAS_GPU"]
+_NF_PUBLIC = _compat.KERNEL_CODES["NF_PUBLIC"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -97,26 +98,47 @@ def build_snapshot(fleet: Fleet, loads: LoadTableLike, version: int) -> RuntimeS
     # read-only for good: the kernels trust these arrays (every index was checked once)
     columns = {name: arr if is_frozen(arr) else frozen(arr) for name, arr in columns.items()}
     cfg = fleet.cfg
+    node_serials = tuple(r.serial for r in records)
+    pool_ids = tuple(p.pool_id for p in pools)
+    pool_index = {pool_id: i for i, pool_id in enumerate(pool_ids)}
     compiled = None
     if _compat.HAVE_HOTPATH:
         config = _kernel_config(cfg, len(lang_ids), index.n_pool_langs)
         compiled = _compat.hotpath.CompiledSnapshot(loads, dict(columns), config)
+        _bind_names(compiled, cfg, lang_ids, node_index, node_ids, node_serials, pool_ids, pool_index, version)
     return RuntimeSnapshot(
         version=version,
         cfg=cfg,
         node_ids=node_ids,
         node_index=node_index,
-        node_serials=tuple(r.serial for r in records),
+        node_serials=node_serials,
         slots=tuple(r.slot for r in records),
-        pool_ids=tuple(p.pool_id for p in pools),
+        pool_ids=pool_ids,
         pool_names=tuple(p.name for p in pools),
-        pool_index={p.pool_id: i for i, p in enumerate(pools)},
+        pool_index=pool_index,
         lang_ids=lang_ids,
         index=index,
         columns=MappingProxyType(columns),
         loads=loads,
         compiled=compiled,
     )
+
+
+def _bind_names(
+    compiled: Any,
+    cfg: Phase3Config,
+    lang_ids: Mapping[str, int],
+    node_index: Mapping[str, int],
+    node_ids: tuple[str, ...],
+    node_serials: tuple[int, ...],
+    pool_ids: tuple[int, ...],
+    pool_index: Mapping[int, int],
+    version: int,
+) -> None:
+    """Hand the compiled view the names its dispatcher maps a job's strings with."""
+    tenant_pools = {t: pool_index[p] for t, p in cfg.tenant_overrides.items() if p in pool_index}
+    serials = frozen(np.array(node_serials, dtype=np.int64))
+    compiled.bind_names(dict(lang_ids), dict(node_index), tenant_pools, node_ids, pool_ids, serials, AUTO, version)
 
 
 def _kernel_config(cfg: Phase3Config, n_langs: int, n_pool_langs: int) -> dict[str, Any]:

@@ -13,22 +13,27 @@ The functions here require a snapshot with a compiled view
 
 from __future__ import annotations
 
+import secrets
 import sys
 from collections.abc import Sequence
 from functools import partial
+from typing import Any
 
 import numpy as np
 
+from .. import _compat
 from ..domain.errors import SchedulerError
 from ..domain.languages import AUTO
-from ..domain.model import CHECK_REASONS, Attempt, Breakdown, JobRequest, Reason, Selection
+from ..domain.model import Attempt, Breakdown, JobRequest, Reason, Selection
 from ..runtime.snapshot import RuntimeSnapshot
 
 __all__ = [
     "ATTEMPT_WIDTH",
     "FastPathUnavailable",
     "batch_results",
+    "decode_records",
     "failure_reason",
+    "new_dispatcher",
     "prepare_batch",
     "run_batch",
     "run_kernel",
@@ -37,8 +42,12 @@ __all__ = [
     "to_selection",
 ]
 
-ATTEMPT_WIDTH = 2 + len(CHECK_REASONS)  # pool index, total, one count per reason
-_NO_ELIGIBLE_POOL = 12
+ATTEMPT_WIDTH = _compat.KERNEL_CODES["ATT_WIDTH"]  # pool index, total, one count per reason
+_ATT_TOTAL = _compat.KERNEL_CODES["ATT_TOTAL"]
+_ATT_COUNTS = _compat.KERNEL_CODES["ATT_COUNTS"]
+_NO_ELIGIBLE_POOL = _compat.KERNEL_CODES["R_NO_ELIGIBLE_POOL"]
+_LANG_UNKNOWN = _compat.KERNEL_CODES["LANG_UNKNOWN"]
+_LANG_AUTO = _compat.KERNEL_CODES["LANG_AUTO"]
 
 
 class FastPathUnavailable(SchedulerError):
@@ -94,8 +103,8 @@ def run_kernel(
     lang_ids = snapshot.lang_ids
     src = job.src_lang
     return compiled.select(
-        -2 if src == AUTO else lang_ids.get(src, -1),
-        lang_ids.get(job.tgt_lang, -1),
+        _LANG_AUTO if src == AUTO else lang_ids.get(src, _LANG_UNKNOWN),
+        lang_ids.get(job.tgt_lang, _LANG_UNKNOWN),
         job.types_mask,
         job.public,
         -1 if job.preferred_node_id is None else snapshot.node_index.get(job.preferred_node_id, -1),
@@ -136,7 +145,7 @@ def failure_reason(raw: tuple) -> Reason | None:
     if empty == _NO_ELIGIBLE_POOL:
         return Reason.NO_ELIGIBLE_POOL
     first = memoryview(records)[: ATTEMPT_WIDTH * 4].cast("i").tolist()
-    return Breakdown(first[2:], first[1]).top_reason
+    return Breakdown(first[_ATT_COUNTS:], first[_ATT_TOTAL]).top_reason
 
 
 def _decode(snapshot: RuntimeSnapshot, records: bytes, picked: bool) -> tuple[tuple[Attempt, ...], Breakdown]:
@@ -147,12 +156,30 @@ def _decode(snapshot: RuntimeSnapshot, records: bytes, picked: bool) -> tuple[tu
     attempts = []
     for base in range(0, len(recs), ATTEMPT_WIDTH):
         pool = recs[base]
-        breakdown = Breakdown(recs[base + 2:base + ATTEMPT_WIDTH], recs[base + 1])
+        breakdown = Breakdown(recs[base + _ATT_COUNTS:base + ATTEMPT_WIDTH], recs[base + _ATT_TOTAL])
         if pool >= 0:
             attempts.append(Attempt(snapshot.pool_ids[pool], snapshot.pool_names[pool], breakdown))
         else:
             attempts.append(Attempt(None, "all nodes", breakdown))
     return tuple(attempts), attempts[-1 if picked else 0].breakdown
+
+
+def new_dispatcher(loads: Any) -> Any:
+    """A compiled ``Dispatcher`` over ``loads`` (a compiled ``LoadTable``): the
+    whole fast-path decision in one call, and the reservation table and
+    counters it keeps. Its token epoch is drawn at random here."""
+    if not _compat.HAVE_HOTPATH:
+        raise FastPathUnavailable("the fast path needs pyscheduler._hotpath (not built or disabled)")
+    return _compat.hotpath.Dispatcher(loads, Selection._lazy, decode_records, Selection, secrets.randbits(64))
+
+
+def decode_records(
+    snapshot: RuntimeSnapshot, records: bytes, picked: bool, no_eligible_pool: bool
+) -> tuple[tuple[Attempt, ...], Breakdown]:
+    """``(attempts, breakdown)`` of a dispatcher's selection (its decode hook)."""
+    if no_eligible_pool:
+        return (), Breakdown(total=0, empty_reason=Reason.NO_ELIGIBLE_POOL)
+    return _decode(snapshot, records, picked)
 
 
 def select_batch(
@@ -177,8 +204,8 @@ def prepare_batch(
     lang_ids, node_index = snapshot.lang_ids, snapshot.node_index
     rows = [
         (
-            -2 if j.src_lang == AUTO else lang_ids.get(j.src_lang, -1),
-            lang_ids.get(j.tgt_lang, -1),
+            _LANG_AUTO if j.src_lang == AUTO else lang_ids.get(j.src_lang, _LANG_UNKNOWN),
+            lang_ids.get(j.tgt_lang, _LANG_UNKNOWN),
             j.types_mask,
             j.public,
             -1 if j.preferred_node_id is None else node_index.get(j.preferred_node_id, -1),

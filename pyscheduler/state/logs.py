@@ -24,6 +24,7 @@ __all__ = [
     "node_removed",
     "node_status_changed",
     "phase3_config_changed",
+    "reference_path",
     "reservations_expired",
     "session_rebound",
     "shadow_mismatch",
@@ -96,6 +97,15 @@ def listener_failed(listener: object, kind: str) -> None:
     registry_log.exception(
         "registry listener %r failed on %s", listener, kind,
         extra={"event": "listener.failed", "listener": repr(listener), "change": kind},
+    )  # fmt: skip
+
+
+def reference_path(reason: str) -> None:
+    """WARNING ``registry.reference_path``: the compiled extension is missing, so
+    ``NodeRegistry()`` runs the pure-Python reference path (said once per process)."""
+    registry_log.warning(
+        "pyscheduler._hotpath is %s: NodeRegistry() runs the reference (legacy) path", reason,
+        extra={"event": "registry.reference_path", "reason": reason},
     )  # fmt: skip
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .. import _compat
 from ..domain.config import CoreServicesConfig
 from ..domain.model import (
     CORE_TYPES,
@@ -29,12 +30,13 @@ __all__ = ["NodeRecord", "STATUS_CODES", "UNHEALTHY_BEATS_TO_DEGRADE", "is_healt
 UNHEALTHY_BEATS_TO_DEGRADE = 3
 _READY = NodeStatus.READY
 
+_CODES = _compat.KERNEL_CODES
 STATUS_CODES = {
-    NodeStatus.READY: 0,  # the kernels' ST_READY
-    NodeStatus.REGISTERING: 1,  # ST_NOT_READY
-    NodeStatus.DEGRADED: 1,
-    NodeStatus.DRAINING: 1,
-    NodeStatus.OFFLINE: 2,  # ST_OFFLINE
+    NodeStatus.READY: _CODES["ST_READY"],
+    NodeStatus.REGISTERING: _CODES["ST_NOT_READY"],
+    NodeStatus.DEGRADED: _CODES["ST_NOT_READY"],
+    NodeStatus.DRAINING: _CODES["ST_NOT_READY"],
+    NodeStatus.OFFLINE: _CODES["ST_OFFLINE"],
 }
 
 

@@ -10,6 +10,13 @@ Entries expire after ``idle_ttl_s`` without use and the table keeps at most
 ``max_sessions`` (least recently used evicted), so memory stays flat under
 millions of sessions.
 
+With the compiled extension the fast path keeps its sessions in the
+compiled dispatcher's session table instead (same rules: see
+docs/HOTPATH.md); :meth:`SessionRuntimeManager.attach_compiled` makes this
+manager report those too (``get``, ``len``, ``expire``), so the two paths
+read alike. The legacy path's bindings stay here: the reference the
+compiled table is tested against.
+
 Lock order: the table lock and an entry's lock are taken after any registry
 or management lock, never before one; no code here calls back into the
 registry.
@@ -21,6 +28,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..domain._validate import check_int, check_number
 from ..domain.config import Phase3Config
@@ -29,7 +37,13 @@ from ..domain.hashing import pool_hash
 from ..domain.model import JobRequest, ServiceType
 from . import logs
 
-__all__ = ["SessionEntry", "SessionRuntimeManager", "binding_pool"]
+__all__ = ["SessionEntry", "SessionRuntimeManager", "binding_pool", "log_rebind"]
+
+
+def log_rebind(session_id: str, pool_id: int, src: str, tgt: str) -> None:
+    """The log event of a session whose bound pool is no longer eligible (the compiled
+    session table calls it too, after it has released its own lock)."""
+    logs.session_rebound(session_id, pool_id, src, tgt)
 
 
 def binding_pool(eligible: Sequence[int], job: JobRequest, cfg: Phase3Config) -> int | None:
@@ -76,11 +90,17 @@ class SessionRuntimeManager:
         self._clock = clock
         self._lock = threading.Lock()
         self._entries: OrderedDict[str, SessionEntry] = OrderedDict()
+        self._compiled: Any = None
         self.evicted = 0
         self.expired = 0
 
+    def attach_compiled(self, table: Any) -> None:
+        """Also report the sessions of a compiled session table (the fast path's)."""
+        self._compiled = table
+
     def __len__(self) -> int:
-        return len(self._entries)
+        """Sessions held, here and in the attached compiled table."""
+        return len(self._entries) + (0 if self._compiled is None else len(self._compiled))
 
     def get_or_create(self, session_id: str, now: float | None = None) -> SessionEntry:
         """The session's entry (a new one if unknown or expired), marked as just used."""
@@ -103,18 +123,30 @@ class SessionRuntimeManager:
             return entry
 
     def get(self, session_id: str) -> SessionEntry | None:
+        """The session's entry, or None. A session of the attached compiled
+        table is returned as a detached copy (its pair, bound pool and last node)."""
         with self._lock:
-            return self._entries.get(session_id)
+            entry = self._entries.get(session_id)
+        if entry is None and self._compiled is not None and isinstance(session_id, str):
+            found = self._compiled.get(session_id)
+            if found is not None:
+                last_seen, pair, bound_pool, last_node = found
+                entry = SessionEntry(session_id, last_seen, pair=pair, bound_pool=bound_pool, last_node=last_node)
+        return entry
 
     def expire(self, now: float | None = None) -> int:
-        """Drop every entry idle for longer than ``idle_ttl_s``; return how many."""
+        """Drop every entry idle for longer than ``idle_ttl_s`` (in the attached
+        compiled table too); return how many."""
         now = self._clock() if now is None else now
         with self._lock:
             stale = [sid for sid, e in self._entries.items() if now - e.last_seen > self.idle_ttl_s]
             for sid in stale:
                 del self._entries[sid]
             self.expired += len(stale)
-            return len(stale)
+            dropped = len(stale)
+            if self._compiled is not None:
+                dropped += self._compiled.expire(now)
+            return dropped
 
     def bind(
         self,

@@ -6,6 +6,10 @@ snapshot build time and bytes per node. Every timed call is followed, outside
 the timing, by ``release`` so the fleet's load stays as the workload built it:
 each call sees the same steady state.
 
+The cycle row is what a dispatcher runs: ``select_node`` + ``release`` timed
+together, jobs with session ids, every flag on (``NodeRegistry()``'s default
+with the extension) against the legacy path with session runtime.
+
 Shared machines are noisy: the figures are medians and percentiles over many
 calls, and the ratio is taken between paths measured in the same process,
 interleaved in rounds so a burst of noise hits both.
@@ -45,6 +49,9 @@ DEFAULT_CALLS = {"small": 20_000, "10k": 20_000, "100k": 10_000}
 LEGACY_CALLS = {"small": 5_000, "10k": 1_000, "100k": 200}
 BATCH_JOBS = 10_000
 FAST_PATH = MigrationFlags(use_runtime_snapshot=True, use_lang_index=True)
+CYCLE_FAST = MigrationFlags.all_on()
+CYCLE_LEGACY = MigrationFlags(use_session_runtime=True)
+"""The cycle row's two paths: both bind sessions."""
 """The selection path docs/DESIGN.md §8 budgets: the kernels over the snapshot. Session
 runtime (pool binding per session) is a behaviour change measured apart:
 ``bench --contention`` runs everything on."""
@@ -72,6 +79,10 @@ class BenchResult:
     fast_calls: int
     legacy_calls: int
     extension: bool
+    cycle_fast_p50_us: float = 0.0
+    cycle_fast_p99_us: float = 0.0
+    cycle_legacy_p50_us: float = 0.0
+    cycle_speedup_p50: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -88,6 +99,48 @@ def _timed_selects(registry: NodeRegistry, jobs: Sequence[JobRequest]) -> np.nda
         if selection.reservation is not None:
             release(selection)
     return out
+
+
+def _timed_cycles(registry: NodeRegistry, jobs: Sequence[JobRequest]) -> np.ndarray:
+    """Per-call latency in ns of ``select_node`` + ``release`` timed together."""
+    select, release, clock = registry.select_node, registry.release, time.perf_counter_ns
+    out = np.empty(len(jobs), dtype=np.int64)
+    for i, job in enumerate(jobs):
+        t0 = clock()
+        selection = select(job)
+        if selection.reservation is not None:
+            release(selection)
+        out[i] = clock() - t0
+    return out
+
+
+def _cycle_figures(
+    workload: Workload, jobs: Sequence[JobRequest], calls: int, legacy_calls: int, rounds: int = 5
+) -> dict[str, float]:
+    """The cycle row: both paths measured in the same process, interleaved in rounds."""
+    with_sessions = [j for j in jobs if j.session_id is not None] or list(jobs)
+    fast_reg = build_registry(workload, clock=lambda: _CLOCK_NOW, flags=CYCLE_FAST)
+    legacy_reg = build_registry(workload, clock=lambda: _CLOCK_NOW, flags=CYCLE_LEGACY)
+    fast_reg.snapshot()
+    fast_ns: list[np.ndarray] = []
+    legacy_ns: list[np.ndarray] = []
+    for r in range(rounds):
+        fast_ns.append(_timed_cycles(fast_reg, _take(with_sessions, r * calls // rounds, calls // rounds)))
+        legacy_ns.append(
+            _timed_cycles(legacy_reg, _take(with_sessions, r * legacy_calls // rounds, legacy_calls // rounds))
+        )
+    fast_us, legacy_us = np.concatenate(fast_ns) / 1e3, np.concatenate(legacy_ns) / 1e3
+    return {
+        "cycle_fast_p50_us": float(np.percentile(fast_us, 50)),
+        "cycle_fast_p99_us": float(np.percentile(fast_us, 99)),
+        "cycle_legacy_p50_us": float(np.percentile(legacy_us, 50)),
+        "cycle_speedup_p50": float(np.percentile(legacy_us, 50) / np.percentile(fast_us, 50)),
+    }
+
+
+def _take(jobs: Sequence[JobRequest], start: int, count: int) -> list[JobRequest]:
+    """``count`` jobs from ``start``, wrapping around."""
+    return [jobs[(start + i) % len(jobs)] for i in range(max(count, 1))]
 
 
 def _batch_rate(registry: NodeRegistry, jobs: Sequence[JobRequest], rounds: int = 5) -> float:
@@ -155,7 +208,7 @@ def bench_workload(name: str, *, seed: int = 1, calls: int | None = None, legacy
     legacy_calls = LEGACY_CALLS.get(name, 1_000) if legacy_calls is None else legacy_calls
     jobs = make_jobs(workload, max(calls, BATCH_JOBS), seed)
     fast_reg = build_registry(workload, clock=lambda: _CLOCK_NOW, flags=FAST_PATH)
-    legacy_reg = build_registry(workload, clock=lambda: _CLOCK_NOW)
+    legacy_reg = build_registry(workload, clock=lambda: _CLOCK_NOW, flags=MigrationFlags.legacy())
     fast_reg.snapshot()
     build_ms = _publish_ms(fast_reg, workload)
     snapshot = fast_reg.snapshot()
@@ -185,6 +238,7 @@ def bench_workload(name: str, *, seed: int = 1, calls: int | None = None, legacy
         fast_calls=len(fast_all),
         legacy_calls=len(legacy_all),
         extension=_compat.HAVE_HOTPATH,
+        **_cycle_figures(workload, jobs, calls, legacy_calls),
     )
 
 
@@ -205,6 +259,10 @@ _COLUMNS = (
     ("legacy p50 µs", "legacy_p50_us", "{:.1f}"),
     ("legacy p99 µs", "legacy_p99_us", "{:.1f}"),
     ("speed-up p50", "speedup_p50", "{:.0f}×"),
+    ("cycle p50 µs", "cycle_fast_p50_us", "{:.2f}"),
+    ("cycle p99 µs", "cycle_fast_p99_us", "{:.2f}"),
+    ("legacy cycle p50 µs", "cycle_legacy_p50_us", "{:.1f}"),
+    ("cycle speed-up", "cycle_speedup_p50", "{:.0f}×"),
     ("batch decisions/s", "batch_decisions_per_s", "{:,.0f}"),
     ("kernel batch/s", "kernel_batch_decisions_per_s", "{:,.0f}"),
     ("heartbeat p50 µs", "heartbeat_p50_us", "{:.2f}"),

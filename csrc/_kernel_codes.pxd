@@ -1,6 +1,8 @@
-# Shared C declarations of the hot path: reason codes, status codes, and the
-# structs the kernels pass around. Declarations only (no code is generated);
-# ``csrc/_hotpath.pyx`` cimports them. Compiler directives are set in setup.py.
+# The kernels' codes and records: reason, status, node-flag and language codes,
+# the attempt-record layout, and the structs the kernels pass around.
+# Declarations only (no code is generated); ``csrc/_hotpath.pyx`` cimports them
+# by name and exports the codes Python needs as ``KERNEL_CODES``. Compiler
+# directives are set in setup.py.
 
 from _types cimport float64_t, int32_t, int64_t, uint8_t, uint64_t
 
