@@ -430,11 +430,12 @@ def test_cli_cluster_commands_without_redis_say_why(monkeypatch, capsys):
     from pyscheduler.tools.cli import main
 
     monkeypatch.setenv("PYSCHEDULER_REDIS_SERVER", "/nonexistent/redis-server")
-    assert main(["simulate", "--instances", "3", "--jobs", "10"]) == 1
+    unavailable = 3  # the exit status of a missing dependency or service
+    assert main(["simulate", "--instances", "3", "--jobs", "10"]) == unavailable
     assert "redis-server is not installed" in capsys.readouterr().err
-    assert main(["bench", "--cluster"]) == 1
+    assert main(["bench", "--cluster"]) == unavailable
     assert "redis-server is not installed" in capsys.readouterr().err
-    assert main(["simulate", "--instances", "3", "--redis", "redis://127.0.0.1:1/0"]) == 1
+    assert main(["simulate", "--instances", "3", "--redis", "redis://127.0.0.1:1/0"]) == unavailable
     assert "cannot reach Redis" in capsys.readouterr().err
     assert main(["simulate", "--instances", "0"]) == 2
 
