@@ -272,7 +272,7 @@ def test_a_shared_key_holding_garbage_is_repaired_and_sync_goes_on(cluster, redi
     wait_until(lambda: picks(b, "n2") and picks(b, "n1"), timeout=10, what="n1 and n2 on b")
     cfg = phase3(pool(1, ["en", "zh"]), pool(6, ["en", "ja"]))
     b.set_phase3_config(cfg)
-    wait_until(lambda: a.phase3_config == cfg and sa.config_version == sb.config_version, timeout=10)
+    wait_until(lambda: a.phase3_config == cfg and sa.config_version == sb.config_version, timeout=30)
     assert r.get(k["gen"]).isdigit() and r.type(k["events"]) == b"stream" and r.type(k["nodes"]) == b"set"
     assert no_errors(sa, sb)
 

@@ -57,6 +57,7 @@ class Writer:
         self.busy = False
         self.down = False
         self.synced = threading.Event()
+        self._announce_synced = False  # set synced after this round's config publish
         self.stop = threading.Event()
         self.deadline = math.inf  # set by close(): write what is queued until then
         self._batch: list[ScriptOp] | None = None  # taken from the queue, not yet written
@@ -119,8 +120,14 @@ class Writer:
             except BaseException:
                 self.republish_due = True
                 raise
+            self._announce_synced = True
+        published = self._config.publish(self.client, self._config_script)
+        if self._announce_synced:
+            # synced once the nodes are republished *and* the config is settled in
+            # Redis (written, or lost to another instance's, which the reader adopts)
+            self._announce_synced = False
             self.synced.set()
-        if self._config.publish(self.client, self._config_script):
+        if published:
             self._conflicts.reset()
         else:  # lost a compare-and-set: retry soon, but never in a tight loop
             self._conflicts.pause(self.stop, self.deadline - time.monotonic())
