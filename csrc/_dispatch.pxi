@@ -283,6 +283,17 @@ cdef class Dispatcher:
     def __len__(self):
         return self.n_live
 
+    def held_and_reserved(self, slots):
+        """``(held, reserved)``: :meth:`held`, and the load table's reserved
+        count of each of ``slots``, read in one step: no token of this table
+        can end in between."""
+        cdef Py_ssize_t slot
+        cdef list reserved = []
+        for s in slots:
+            slot = s
+            reserved.append(pys_load(&self.loads._checked(slot).reserved))
+        return self.held(), reserved
+
     def activity(self):
         """``(in_flight, changes)``: decisions begun and not finished, and the
         load-table changes made through this dispatcher so far (decisions
