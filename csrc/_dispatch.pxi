@@ -283,6 +283,17 @@ cdef class Dispatcher:
     def __len__(self):
         return self.n_live
 
+    def held_and_reserved(self, slots):
+        """``(held, reserved)``: :meth:`held`, and the load table's reserved
+        count of each of ``slots``, read in one step: no token of this table
+        can end in between."""
+        cdef Py_ssize_t slot
+        cdef list reserved = []
+        for s in slots:
+            slot = s
+            reserved.append(pys_load(&self.loads._checked(slot).reserved))
+        return self.held(), reserved
+
     def activity(self):
         """``(in_flight, changes)``: decisions begun and not finished, and the
         load-table changes made through this dispatcher so far (decisions
@@ -347,6 +358,7 @@ cdef class Dispatcher:
         cdef object v
         cdef str key
         cdef int32_t session = -1
+        cdef uint64_t key1 = 0, key2 = 0
         cdef object sid = None
         src = job.src_lang
         if src == cs.auto_code:
@@ -381,6 +393,8 @@ cdef class Dispatcher:
             sid = job.session_id
             if sid is not None:
                 session = self.sessions.touch(sid, now)
+                key1 = self.sessions.slots[session].key
+                key2 = self.sessions.slots[session].key2
                 j.bound_pool = self.bind(cs, session, &j, job)
         excluded = job.exclude_node_ids
         try:
@@ -401,8 +415,9 @@ cdef class Dispatcher:
                 free(excl)
         selection = self.finish(snapshot, cs, &out, records, now)
         # the kernel ran without the GIL: the slot may have passed to another session since
-        if session >= 0 and out.node >= 0 and self.sessions.ids[session] is sid:
-            self.sessions.last_nodes[session] = cs.node_names[out.node]
+        if (session >= 0 and out.node >= 0 and self.sessions.slots[session].key == key1
+                and self.sessions.slots[session].key2 == key2):
+            self.sessions.set_last(session, cs.node_names, out.node)
         return selection
 
     def session_bound_pool(self, snapshot, job, float64_t now):
@@ -435,26 +450,26 @@ cdef class Dispatcher:
 
     def note_session_node(self, str session_id not None, str node_id not None):
         """Remember the node a session's last job went to (batch path)."""
-        cdef Py_ssize_t n = 0
-        cdef const unsigned char* b
+        cdef uint64_t key, key2
         cdef Py_ssize_t h
         if self.sessions is None:
             return
-        b = _utf8(session_id, &n)
-        h = self.sessions.index_find(fnv1a64_bytes(b, n), session_id)
+        session_keys(session_id, &key, &key2)
+        h = self.sessions.index_find(key, key2)
         if h >= 0:
-            self.sessions.last_nodes[self.sessions.index[h]] = node_id
+            self.sessions.set_last(self.sessions.index[h], node_id, -1)
 
     cdef bint unchanged(self, int32_t s, str src, str tgt, int32_t types, job, int64_t generation) except -1:
         """Whether session slot ``s``'s binding stands as it is: the same pair,
         already checked against ``generation``. A new pair drops the binding."""
         cdef SessionTable t = self.sessions
+        cdef uint64_t key = pair_key(src, tgt)
         cdef SessionSlot* e = &t.slots[s]
-        cdef object pair = t.pairs[s]
-        if pair is None or e.types != types or (<tuple>pair)[0] != src or (<tuple>pair)[1] != tgt:
-            t.pairs[s] = (src, tgt, job.required_types)
+        if e.types == 0 or e.types != types or e.pair_key != key:
             e.types = types
+            e.pair_key = key
             e.bound_pool = -1
+            t.pairs[s] = (src, tgt, job.required_types)  # for reading only
             return False
         return e.checked == generation
 

@@ -5,8 +5,37 @@
 # session is used, and by expire()), and at most max_sessions are kept, the
 # least recently used evicted first. Sessions are found by the FNV-1a-64 hash
 # of their id in an open-addressing table (linear probing, backward-shift
-# deletion); the id itself is kept and compared, so two ids never share an
-# entry. Like the reservation table, it is only touched with the GIL held.
+# deletion); a second 64-bit hash of the id from another offset basis must
+# match too, so the hot path compares integers in one record and never
+# dereferences the id (kept only for reading). Like the reservation table, it
+# is only touched with the GIL held.
+
+from cpython.ref cimport Py_INCREF, Py_XDECREF
+
+
+cdef extern from *:
+    """
+    #define PYSCHED_FNV64_ALT_BASIS 0x84222325cbf29ce4ULL
+    """
+    const uint64_t _FNV64_ALT_BASIS "PYSCHED_FNV64_ALT_BASIS"
+
+
+cdef inline int session_keys(str session_id, uint64_t* key, uint64_t* key2) except -1:
+    cdef Py_ssize_t n = 0
+    cdef const unsigned char* b = _utf8(session_id, &n)
+    key[0] = fnv1a64_bytes(b, n)
+    key2[0] = fnv1a64_update(_FNV64_ALT_BASIS, b, n)
+    return 0
+
+
+cdef inline uint64_t pair_key(str src, str tgt) except? 0:
+    """FNV-1a-64 of src's UTF-8 bytes, a 0 byte, then tgt's."""
+    cdef Py_ssize_t n = 0
+    cdef const unsigned char* b = _utf8(src, &n)
+    cdef unsigned char zero = 0
+    cdef uint64_t h = fnv1a64_update(fnv1a64_bytes(b, n), &zero, 1)
+    b = _utf8(tgt, &n)
+    return fnv1a64_update(h, b, n)
 
 cdef enum:
     SESSIONS_INITIAL = 256            # entries allocated by the first session
@@ -27,7 +56,6 @@ cdef class SessionTable:
         self.free_head = -1
         self.ids = []
         self.pairs = []
-        self.last_nodes = []
 
     def __init__(self, Py_ssize_t max_sessions, float64_t idle_ttl_s):
         if max_sessions < 1 or max_sessions > (1 << 30):
@@ -38,6 +66,10 @@ cdef class SessionTable:
         self.idle_ttl_s = idle_ttl_s
 
     def __dealloc__(self):
+        cdef Py_ssize_t k
+        if self.slots != NULL:
+            for k in range(self.cap):
+                Py_XDECREF(self.slots[k].last_names)
         free(self.slots)
         free(self.index)
 
@@ -69,11 +101,12 @@ cdef class SessionTable:
         for k in range(self.cap, cap):  # new slots go on the free list
             data[k].next = <int32_t>(k + 1) if k + 1 < cap else self.free_head
             data[k].prev = -1
+            data[k].last_names = NULL
+            data[k].last_node = -1
         if cap > self.cap:
             self.free_head = <int32_t>self.cap
         self.ids.extend([None] * (cap - self.cap))
         self.pairs.extend([None] * (cap - self.cap))
-        self.last_nodes.extend([None] * (cap - self.cap))
         self.cap = cap
         k = self.head
         while k >= 0:  # re-index the live slots
@@ -87,8 +120,8 @@ cdef class SessionTable:
             h = (h + 1) & self.index_mask
         self.index[h] = s
 
-    cdef Py_ssize_t index_find(self, uint64_t key, str session_id) except -2:
-        """The hash-table position holding ``session_id``, or -1."""
+    cdef Py_ssize_t index_find(self, uint64_t key, uint64_t key2) noexcept:
+        """The hash-table position of the session with these keys, or -1."""
         cdef Py_ssize_t h
         cdef int32_t s
         if self.index == NULL:
@@ -98,7 +131,7 @@ cdef class SessionTable:
             s = self.index[h]
             if s < 0:
                 return -1
-            if self.slots[s].key == key and <str>self.ids[s] == session_id:
+            if self.slots[s].key == key and self.slots[s].key2 == key2:
                 return h
             h = (h + 1) & self.index_mask
 
@@ -147,30 +180,46 @@ cdef class SessionTable:
         self.unlink(s)
         self.ids[s] = None
         self.pairs[s] = None
-        self.last_nodes[s] = None
+        self.set_last(s, None, -1)
         self.slots[s].next = self.free_head
         self.free_head = s
         self.n -= 1
 
     cdef void reset(self, int32_t s, float64_t now) noexcept:
         self.slots[s].last_seen = now
-        self.slots[s].types = 0
+        self.slots[s].types = 0  # no pair yet (a job's types are never 0)
+        self.slots[s].pair_key = 0
         self.slots[s].bound_pool = -1
         self.slots[s].bound_index = -1
         self.slots[s].checked = -1
         self.pairs[s] = None
-        self.last_nodes[s] = None
+        self.set_last(s, None, -1)
+
+    cdef void set_last(self, int32_t s, object names, int32_t node) noexcept:
+        """Remember the last node: ``names[node]`` (a generation's node ids), or
+        ``names`` itself when ``node`` is -1 (a node id); None forgets it."""
+        cdef SessionSlot* e = &self.slots[s]
+        cdef PyObject* old = e.last_names
+        e.last_node = node
+        if names is None:
+            e.last_names = NULL
+        elif old != <PyObject*>names:
+            Py_INCREF(names)
+            e.last_names = <PyObject*>names
+        else:
+            return
+        Py_XDECREF(old)  # last: its deallocation cannot see a half-updated record
 
     # -- use ----------------------------------------------------------------------------
 
     cdef int32_t touch(self, str session_id, float64_t now) except -1:
         """The session's slot (a new one if unknown or idle past the TTL), marked
         as just used: SessionRuntimeManager.get_or_create."""
-        cdef Py_ssize_t n = 0
-        cdef const unsigned char* b = _utf8(session_id, &n)
-        cdef uint64_t key = fnv1a64_bytes(b, n)
-        cdef Py_ssize_t h = self.index_find(key, session_id)
+        cdef uint64_t key, key2
+        cdef Py_ssize_t h
         cdef int32_t s
+        session_keys(session_id, &key, &key2)
+        h = self.index_find(key, key2)
         if h >= 0:
             s = self.index[h]
             if now - self.slots[s].last_seen > self.idle_ttl_s:
@@ -183,13 +232,14 @@ cdef class SessionTable:
             return s
         if self.n >= self.max_sessions:
             s = self.tail
-            self.remove(s, self.index_find(self.slots[s].key, <str>self.ids[s]))
+            self.remove(s, self.index_find(self.slots[s].key, self.slots[s].key2))
             self.evicted += 1
         if self.free_head < 0:
             self.grow()
         s = self.free_head
         self.free_head = self.slots[s].next
         self.slots[s].key = key
+        self.slots[s].key2 = key2
         self.ids[s] = session_id
         self.reset(s, now)
         self.index_put(s)
@@ -210,7 +260,7 @@ cdef class SessionTable:
         while s >= 0:
             prev = self.slots[s].prev
             if now - self.slots[s].last_seen > self.idle_ttl_s:
-                self.remove(s, self.index_find(self.slots[s].key, <str>self.ids[s]))
+                self.remove(s, self.index_find(self.slots[s].key, self.slots[s].key2))
                 dropped += 1
             s = prev
         self.expired += dropped
@@ -218,12 +268,18 @@ cdef class SessionTable:
 
     def get(self, str session_id not None):
         """``(last_seen, pair, bound_pool, last_node)`` of a session, or None."""
-        cdef Py_ssize_t n = 0
-        cdef const unsigned char* b = _utf8(session_id, &n)
-        cdef Py_ssize_t h = self.index_find(fnv1a64_bytes(b, n), session_id)
+        cdef uint64_t key, key2
+        cdef Py_ssize_t h
         cdef int32_t s
+        session_keys(session_id, &key, &key2)
+        h = self.index_find(key, key2)
         if h < 0:
             return None
         s = self.index[h]
         bound = None if self.slots[s].bound_pool < 0 else self.slots[s].bound_pool
-        return (self.slots[s].last_seen, self.pairs[s], bound, self.last_nodes[s])
+        last = None
+        if self.slots[s].last_names != NULL:
+            last = <object>self.slots[s].last_names
+            if self.slots[s].last_node >= 0:
+                last = (<tuple>last)[self.slots[s].last_node]
+        return (self.slots[s].last_seen, self.pairs[s], bound, last)

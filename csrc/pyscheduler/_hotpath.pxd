@@ -3,6 +3,7 @@
 # and the files it includes (_sessions.pxi, _dispatch.pxi). Declarations only.
 
 cimport cython
+from cpython.ref cimport PyObject
 
 from _kernel_codes cimport IntBuf, JobIn, JobOut, NodeLoad
 from _types cimport float64_t, int32_t, int64_t, uint8_t, uint32_t, uint64_t
@@ -33,12 +34,16 @@ cdef struct Reservation:
 
 cdef struct SessionSlot:
     uint64_t key                      # FNV-1a-64 of the session id's UTF-8 bytes
+    uint64_t key2                     # the same bytes from another offset basis (both must match)
+    uint64_t pair_key                 # FNV-1a-64 of src, a 0 byte, tgt: the pair the binding is for
     float64_t last_seen               # clock seconds of the last use
     int32_t types                     # ServiceType mask the binding is for
     int32_t bound_index               # pool index of bound_pool in generation checked
     int64_t bound_pool                # pool id bound to, -1: none
     int64_t checked                   # snapshot version the binding was last checked against, -1: never
     int32_t prev, next                # LRU list links (-1: none); next is also the free-list link
+    int32_t last_node                 # index into last_names, or -1: last_names is the node id itself
+    PyObject* last_names              # owned: the node ids of the generation last picked from, or NULL
 
 
 @cython.final
@@ -112,15 +117,16 @@ cdef class SessionTable:
     cdef int32_t* index               # hash table of slot numbers (-1: empty), index_mask + 1 long
     cdef Py_ssize_t index_mask
     cdef int32_t head, tail, free_head   # most / least recently used; free list
-    cdef list ids, pairs, last_nodes     # per slot: session id, (src, tgt, types), last node id
+    cdef list ids, pairs                 # per slot, for reading: session id, (src, tgt, types)
     cdef int grow(self) except -1
     cdef void index_put(self, int32_t s) noexcept
-    cdef Py_ssize_t index_find(self, uint64_t key, str session_id) except -2
+    cdef Py_ssize_t index_find(self, uint64_t key, uint64_t key2) noexcept
     cdef void index_delete(self, Py_ssize_t h) noexcept
     cdef void unlink(self, int32_t s) noexcept
     cdef void push_front(self, int32_t s) noexcept
     cdef void remove(self, int32_t s, Py_ssize_t h) noexcept
     cdef void reset(self, int32_t s, float64_t now) noexcept
+    cdef void set_last(self, int32_t s, object names, int32_t node) noexcept
     cdef int32_t touch(self, str session_id, float64_t now) except -1
 
 

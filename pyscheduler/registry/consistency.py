@@ -23,8 +23,9 @@ def fleet_problems(fleet: Fleet, reservations: Reservations) -> list[str]:
     problems: list[str] = []
     lookup = PoolLookup(fleet.pools.values())
     expected_members: dict[int, list[str]] = {pid: [] for pid in fleet.pools}
-    held = reservations.held_by()
-    for node_id in sorted(fleet.nodes):
+    node_ids = sorted(fleet.nodes)
+    held, reserved = reservations.held_and_reserved([fleet.nodes[n].slot for n in node_ids])
+    for node_id, node_reserved in zip(node_ids, reserved):
         rec = fleet.nodes[node_id]
         want: tuple[int, ...] = ()
         if not rec.disconnected:
@@ -36,8 +37,8 @@ def fleet_problems(fleet: Fleet, reservations: Reservations) -> list[str]:
         if rec.loads.status(rec.slot) != STATUS_CODES[rec.status]:
             problems.append(f"node {node_id}: load-table status {rec.loads.status(rec.slot)} != {rec.status}")
         tokens = held.get((rec.slot, rec.serial), 0)
-        if rec.reserved != tokens:
-            problems.append(f"node {node_id}: reserved {rec.reserved} != live reservations {tokens}")
+        if node_reserved != tokens:
+            problems.append(f"node {node_id}: reserved {node_reserved} != live reservations {tokens}")
     for pid, want_members in expected_members.items():
         if fleet.members.get(pid) != want_members:
             problems.append(f"pool {pid}: members {fleet.members.get(pid)} != expected {want_members}")

@@ -131,6 +131,18 @@ class Reservations:
             compiled = 0 if self._compiled is None else self._compiled.expire(now, ttl_s)
             return len(old), compiled
 
+    def held_and_reserved(self, slots: list[int]) -> tuple[Counter[tuple[int, int]], list[int]]:
+        """:meth:`held_by`, and the load table's reserved count of each of
+        ``slots``, read together: no token ends between the two reads (legacy
+        tokens end under this table's lock, the compiled table's in one C call)."""
+        with self._lock:
+            held = Counter((tok[1], tok[2]) for tok in self._tokens.values())
+            if self._compiled is None:
+                return held, [self._loads.reserved(slot) for slot in slots]
+            compiled_held, reserved = self._compiled.held_and_reserved(slots)
+            held.update(compiled_held)
+            return held, reserved
+
     def held_by(self) -> Counter[tuple[int, int]]:
         """Live tokens per (slot, serial), both tables — for the consistency check."""
         with self._lock:
