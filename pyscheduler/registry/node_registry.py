@@ -593,16 +593,16 @@ class NodeRegistry:
         token = self._reservations.add(node.node_id, node.slot, node.serial, now)
         return selection.with_reservation(token)
 
-    def _finish_fast(self, snap: RuntimeSnapshot, raw: tuple, now: float) -> Selection:
+    def _finish_fast(self, snap: RuntimeSnapshot, answer: fast.KernelAnswer, now: float) -> Selection:
         """Count a batch kernel answer; record a reservation token for a picked
         node in the dispatcher's table."""
-        node = raw[0]
+        node = answer.node
         if node < 0:
-            reason = fast.failure_reason(raw)
+            reason = fast.failure_reason(answer)
             self._dispatch.count_failure(-1 if reason is None else _REASON_CODE[reason])
-            return fast.to_selection(snap, raw, None)
+            return fast.to_selection(snap, answer, None)
         token = self._dispatch.add(snap.slots[node], snap.node_serials[node], now)
-        return fast.to_selection(snap, raw, token)
+        return fast.to_selection(snap, answer, token)
 
     def _shadow(self, job: JobRequest, *, serve_fast: bool) -> None:
         """Compute the path not served, reserving nothing, and count a difference."""
@@ -706,8 +706,8 @@ class NodeRegistry:
                 bound[i] = pool_ids[index] if index >= 0 else None
         dispatch.begin(len(jobs))
         try:
-            raws = fast.select_batch(snap, jobs, now, bound)
-            out = [self._finish_fast(snap, raw, now) for raw in raws]
+            answers = fast.select_batch(snap, jobs, now, bound)
+            out = [self._finish_fast(snap, answer, now) for answer in answers]
         finally:
             dispatch.done(len(jobs))
         if self._flags.use_session_runtime:

@@ -17,7 +17,7 @@ import secrets
 import sys
 from collections.abc import Sequence
 from functools import partial
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -83,8 +83,19 @@ def select(
     ``only_pool`` (a pool id) restricts the scan to that pool; ``bound_pool``
     is the session's bound pool id; ``reserve=False`` is a dry run.
     """
-    raw = run_kernel(snapshot, job, now, only_pool=only_pool, bound_pool=bound_pool, reserve=reserve)
-    return to_selection(snapshot, raw, None), raw[0]
+    answer = run_kernel(snapshot, job, now, only_pool=only_pool, bound_pool=bound_pool, reserve=reserve)
+    return to_selection(snapshot, answer, None), answer.node
+
+
+class KernelAnswer(NamedTuple):
+    """The kernel's answer for one job, in snapshot indices (``-1``: none)."""
+
+    node: int  # the node picked (its index in ``snapshot.node_ids``)
+    pool: int  # the pool it was picked from (index in ``snapshot.pool_ids``)
+    preferred: int  # the preferred pool (index in ``snapshot.pool_ids``)
+    fallback_used: bool  # more than the preferred pool was tried
+    empty_reason: int  # the kernel's code for "nothing examined" (e.g. no eligible pool)
+    records: bytes  # one attempt record per pool tried (``ATTEMPT_WIDTH`` int32 each)
 
 
 def run_kernel(
@@ -95,14 +106,14 @@ def run_kernel(
     only_pool: int | None = None,
     bound_pool: int | None = None,
     reserve: bool = True,
-) -> tuple:
-    """The kernel's raw answer: ``(node, picked, preferred, fallback, empty, records)``."""
+) -> KernelAnswer:
+    """The kernel's answer for ``job``."""
     compiled = snapshot.compiled
     if compiled is None:
         _compiled(snapshot)  # raises FastPathUnavailable
     lang_ids = snapshot.lang_ids
     src = job.src_lang
-    return compiled.select(
+    return KernelAnswer._make(compiled.select(
         _LANG_AUTO if src == AUTO else lang_ids.get(src, _LANG_UNKNOWN),
         lang_ids.get(job.tgt_lang, _LANG_UNKNOWN),
         job.types_mask,
@@ -115,13 +126,13 @@ def run_kernel(
         None if not job.exclude_node_ids else _excluded(snapshot, job),
         now,
         reserve,
-    )
+    ))
 
 
-def to_selection(snapshot: RuntimeSnapshot, raw: tuple, token: int | None) -> Selection:
-    """A ``Selection`` from the kernel's raw answer, carrying ``token``; the
+def to_selection(snapshot: RuntimeSnapshot, answer: KernelAnswer, token: int | None) -> Selection:
+    """A ``Selection`` from the kernel's answer, carrying ``token``; the
     per-pool counts stay bytes until ``breakdown`` or ``attempts`` is read."""
-    node, pool, preferred, fallback_used, empty, records = raw
+    node, pool, preferred, fallback_used, empty, records = answer
     if empty == _NO_ELIGIBLE_POOL:
         nothing = Breakdown(total=0, empty_reason=Reason.NO_ELIGIBLE_POOL)
         return Selection(None, None, None, False, nothing, (), "fast")
@@ -137,13 +148,13 @@ def to_selection(snapshot: RuntimeSnapshot, raw: tuple, token: int | None) -> Se
     )
 
 
-def failure_reason(raw: tuple) -> Reason | None:
+def failure_reason(answer: KernelAnswer) -> Reason | None:
     """The top reason of a failed kernel answer, read from its first attempt
     record alone (a failure's breakdown is its first pool's), without
     decoding the others."""
-    node, _pool, _preferred, _fallback, empty, records = raw
-    if empty == _NO_ELIGIBLE_POOL:
+    if answer.empty_reason == _NO_ELIGIBLE_POOL:
         return Reason.NO_ELIGIBLE_POOL
+    records = answer.records
     first = memoryview(records)[: ATTEMPT_WIDTH * 4].cast("i").tolist()
     return Breakdown(first[_ATT_COUNTS:], first[_ATT_TOTAL]).top_reason
 
@@ -187,9 +198,9 @@ def select_batch(
     jobs: Sequence[JobRequest],
     now: float,
     bound_pools: Sequence[int | None] | None = None,
-) -> list[tuple]:
+) -> list[KernelAnswer]:
     """Place many jobs in order in one ``nogil`` kernel call (each sees the
-    reservations of those before it); the same raw answers as :func:`run_kernel`
+    reservations of those before it); the same answers as :func:`run_kernel`
     one by one (turn each into a ``Selection`` with :func:`to_selection`).
     ``bound_pools`` gives each job's session-bound pool id (or ``None``)."""
     batch = prepare_batch(snapshot, jobs, bound_pools)
@@ -240,8 +251,13 @@ def run_batch(snapshot: RuntimeSnapshot, batch: tuple[np.ndarray, ...], now: flo
     return out, records
 
 
-def batch_results(out: np.ndarray, records: bytes) -> list[tuple]:
-    """Each job's raw answer (as :func:`run_kernel` gives it) from a batch kernel's output."""
+def batch_results(out: np.ndarray, records: bytes) -> list[KernelAnswer]:
+    """Each job's answer (as :func:`run_kernel` gives it) from a batch kernel's output.
+
+    A batch output row is ``(node, picked, preferred, fallback, empty, first)``:
+    ``picked`` is the index of the picking pool's record among the job's records
+    and ``first`` the index of the job's first record; both become what
+    :class:`KernelAnswer` holds (a pool index, the job's own records)."""
     width = ATTEMPT_WIDTH * 4  # bytes per attempt record
     n_records = len(records) // width
     results = []
@@ -252,5 +268,5 @@ def batch_results(out: np.ndarray, records: bytes) -> list[tuple]:
         pool = -1
         if picked >= 0:
             pool = int.from_bytes(job_records[picked * width:picked * width + 4], sys.byteorder, signed=True)
-        results.append((node, pool, pref, bool(fallback) or end - first > 1, empty, job_records))
+        results.append(KernelAnswer(node, pool, pref, bool(fallback) or end - first > 1, empty, job_records))
     return results
