@@ -43,7 +43,9 @@ def test_three_instances_converge_on_every_kind_of_change(cluster, redis_env):
     # a heartbeat with new languages changes pool membership everywhere
     b.set_phase3_config(phase3(pool(1, ["en", "zh"]), pool(2, ["en", "ja"])))
     wait_until(lambda: all(len(r.phase3_config.pools) == 2 for r in (a, b, c)), what="config change")
-    assert sa.config_version == sb.config_version == sc.config_version
+    # b records the version its write got once the compare-and-set returns, which may be
+    # after the others have already adopted that version: wait for it, do not race it
+    wait_until(lambda: sa.config_version == sb.config_version == sc.config_version, what="one version")
     a.update_node_heartbeat("n1", beat(language_capabilities=node_info("n1", ["en", "ja"]).language_capabilities))
     wait_until(lambda: b.pool_members(2) == ["n1"] and c.pool_members(1) == [], what="membership")
     assert picks(c, "n1", "en", "ja")
