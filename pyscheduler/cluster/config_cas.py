@@ -118,7 +118,9 @@ class ConfigSync:
         if current == 0 or not doc:
             if doc:
                 log.error("cluster sync %s: the config version in Redis is unreadable; "
-                          "replacing the config with the local one", ctx.instance_id)
+                          "replacing the config with the local one", ctx.instance_id,
+                          extra={"event": "cluster.config_version_unreadable",
+                                 "instance_id": ctx.instance_id})
                 ctx.counters.count("malformed")
             self._republish(0)
             return
@@ -126,7 +128,10 @@ class ConfigSync:
             # versions only grow: a lower one was not written by an instance (or
             # Redis lost its data): publish the local config on top of it
             log.error("cluster sync %s: the config version in Redis went back from %d to %d; "
-                      "replacing the config with the local one", ctx.instance_id, base, current)
+                      "replacing the config with the local one", ctx.instance_id, base, current,
+                      extra={"event": "cluster.config_version_went_back",
+                             "instance_id": ctx.instance_id, "from_version": base,
+                             "version": current})
             ctx.counters.count("malformed")
             self._republish(current)
             return
@@ -135,7 +140,9 @@ class ConfigSync:
             cfg = codec.decode_config(doc)
         except MalformedEntry as exc:
             log.error("cluster sync %s: the config in Redis (version %d) is unreadable (%s); "
-                      "replacing it with the local one", ctx.instance_id, current, exc)
+                      "replacing it with the local one", ctx.instance_id, current, exc,
+                      extra={"event": "cluster.config_unreadable", "instance_id": ctx.instance_id,
+                             "version": current, "error": str(exc)})
             ctx.counters.count("malformed")
             self._republish(current)
             return
@@ -153,6 +160,8 @@ class ConfigSync:
             logging.INFO if base == 0 else logging.WARNING,
             "cluster sync %s: local config lost a compare-and-set race to %s (version %d); "
             "adopting the winner", ctx.instance_id, origin.decode(errors="replace"), current,
+            extra={"event": "cluster.config_conflict", "instance_id": ctx.instance_id,
+                   "winner": origin.decode(errors="replace"), "version": current},
         )
         self.adopt(current, cfg, force=True)
 
@@ -168,7 +177,9 @@ class ConfigSync:
         fields, top = pipe.execute(raise_on_error=False)
         if isinstance(fields, Exception):
             log.error("cluster sync %s: the config key in Redis is not a hash (%s); "
-                      "replacing it with the local config", ctx.instance_id, fields)
+                      "replacing it with the local config", ctx.instance_id, fields,
+                      extra={"event": "cluster.config_key_wrong_type",
+                             "instance_id": ctx.instance_id, "error": str(fields)})
             ctx.counters.count("malformed")
             fields = {}
         if not fields or not fields.get(b"doc"):
@@ -180,7 +191,9 @@ class ConfigSync:
                 raise MalformedEntry(f"config version {version} is above the generation counter")
         except (MalformedEntry, ValueError) as exc:
             log.error("cluster sync %s: the config version in Redis is unreadable (%s); "
-                      "replacing the config with the local one", ctx.instance_id, exc)
+                      "replacing the config with the local one", ctx.instance_id, exc,
+                      extra={"event": "cluster.config_version_unreadable",
+                             "instance_id": ctx.instance_id, "error": str(exc)})
             ctx.counters.count("malformed")
             self._republish(0)
             return
@@ -188,7 +201,9 @@ class ConfigSync:
             cfg = codec.decode_config(fields[b"doc"])
         except MalformedEntry as exc:
             log.error("cluster sync %s: the config in Redis (version %d) is unreadable (%s); "
-                      "keeping and republishing the local one", ctx.instance_id, version, exc)
+                      "keeping and republishing the local one", ctx.instance_id, version, exc,
+                      extra={"event": "cluster.config_unreadable", "instance_id": ctx.instance_id,
+                             "version": version, "error": str(exc)})
             ctx.counters.count("malformed")
             self._republish(version)
             return
@@ -222,6 +237,8 @@ class ConfigSync:
                 log.warning(
                     "cluster sync %s: the config in Redis (version %d) has no pools; keeping the %d "
                     "local pools and publishing them", ctx.instance_id, version, len(local.pools),
+                    extra={"event": "cluster.config_without_pools", "instance_id": ctx.instance_id,
+                           "version": version, "local_pools": len(local.pools)},
                 )
             if effective != local:
                 ctx.registry.set_phase3_config(effective)

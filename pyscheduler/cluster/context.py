@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..registry.node_registry import NodeRegistry
 from .changes import ChangeQueue
@@ -12,9 +13,16 @@ from .counters import Counters
 from .keys import RedisKeys
 from .ownership import Ownership
 
-__all__ = ["SyncContext", "log"]
+__all__ = ["SyncContext", "log", "text"]
 
 log = logging.getLogger("pyscheduler.cluster")
+
+
+def text(value: Any) -> str:
+    """A value from Redis (bytes, usually) as a log field: a plain string."""
+    if isinstance(value, bytes | bytearray):
+        return bytes(value).decode(errors="replace")
+    return str(value)
 
 
 @dataclass(eq=False)
@@ -57,7 +65,9 @@ class SyncContext:
         self.queue.cut(node_id)
         self.counters.count("disowned")
         log.warning("cluster sync %s: node %s is no longer published from here: %s",
-                    self.instance_id, node_id, why)
+                    self.instance_id, node_id, why,
+                    extra={"event": "cluster.node_disowned", "instance_id": self.instance_id,
+                           "node_id": node_id, "reason": why})
 
     def mark_applying_remote(self) -> None:
         """Called first in the writer and reader threads (see ``echo_guard``)."""

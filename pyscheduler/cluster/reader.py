@@ -28,7 +28,7 @@ from .backoff import Backoff
 from .changes import NodeAction, Republish
 from .codec import MalformedEntry, NodeState
 from .config_cas import ConfigSync
-from .context import SyncContext, log
+from .context import SyncContext, log, text
 from .redis_errors import TRANSIENT, redis
 from .scripts import FIND_MISSING, PRUNE_IDS, REPAIR_KEYS
 from .writer import CHUNK, Writer, decode_ids
@@ -98,17 +98,23 @@ class Reader:
                 if not self.down:
                     self.down = True
                     log.warning("cluster sync %s: cannot read from Redis (%s); retrying",
-                                ctx.instance_id, exc)
+                                ctx.instance_id, exc,
+                                extra={"event": "cluster.read_unreachable",
+                                       "instance_id": ctx.instance_id, "error": str(exc)})
                 self.resync_due = True
                 ctx.counters.count("read_errors")
                 backoff.pause(self.stop)
             except Exception as exc:  # noqa: BLE001 - logged, then read Redis again
                 if redis is not None and isinstance(exc, redis.ResponseError):
                     # e.g. a key of the wrong type: the resync repairs it
-                    log.error("cluster sync %s: Redis refused a read (%s); resyncing", ctx.instance_id, exc)
+                    log.error("cluster sync %s: Redis refused a read (%s); resyncing", ctx.instance_id, exc,
+                              extra={"event": "cluster.read_refused", "instance_id": ctx.instance_id,
+                                     "error": str(exc)})
                     ctx.counters.count("read_refused")
                 else:
-                    log.exception("cluster sync %s: reader error; resyncing", ctx.instance_id)
+                    log.exception("cluster sync %s: reader error; resyncing", ctx.instance_id,
+                                  extra={"event": "cluster.reader_error",
+                                         "instance_id": ctx.instance_id, "error": str(exc)})
                     ctx.counters.count("reader_errors")
                 self.resync_due = True
                 backoff.pause(self.stop)
@@ -132,7 +138,8 @@ class Reader:
             self._reconcile()
         if self.down:
             self.down = False
-            log.warning("cluster sync %s: reading from Redis again", self._ctx.instance_id)
+            log.warning("cluster sync %s: reading from Redis again", self._ctx.instance_id,
+                        extra={"event": "cluster.read_back", "instance_id": self._ctx.instance_id})
 
     # -- the stream -------------------------------------------------------------------------
 
@@ -147,13 +154,18 @@ class Reader:
                 self._last_id = entry_id
                 gen, origin, at, kind, parts = codec.decode_entry(fields)
             except (MalformedEntry, TypeError, ValueError) as exc:
+                bad_id = entry[0] if entry else entry
                 log.warning("cluster sync %s: skipping malformed stream entry %r: %s",
-                            ctx.instance_id, entry[0] if entry else entry, exc)
+                            ctx.instance_id, bad_id, exc,
+                            extra={"event": "cluster.malformed_entry", "instance_id": ctx.instance_id,
+                                   "entry_id": text(bad_id), "error": str(exc)})
                 ctx.counters.count("malformed")
                 continue
             if gen != self.last_generation + 1:
                 log.warning("cluster sync %s: stream generation %d after %d: missed changes, resyncing",
-                            ctx.instance_id, gen, self.last_generation)
+                            ctx.instance_id, gen, self.last_generation,
+                            extra={"event": "cluster.stream_gap", "instance_id": ctx.instance_id,
+                                   "generation": gen, "last_generation": self.last_generation})
                 ctx.counters.count("gaps")
                 self.resync_due = True
                 return
@@ -166,12 +178,17 @@ class Reader:
                     delays.append(time.time() - at)
             except MalformedEntry as exc:
                 log.warning("cluster sync %s: skipping malformed stream entry %r: %s",
-                            ctx.instance_id, entry_id, exc)
+                            ctx.instance_id, entry_id, exc,
+                            extra={"event": "cluster.malformed_entry", "instance_id": ctx.instance_id,
+                                   "entry_id": text(entry_id), "error": str(exc)})
                 ctx.counters.count("malformed")
             except SchedulerError as exc:
                 # the registry refused it (e.g. a node it does not know): read the hash instead
                 log.debug("cluster sync %s: %s change refused (%s); fetching the node",
-                          ctx.instance_id, kind, exc)
+                          ctx.instance_id, kind, exc,
+                          extra={"event": "cluster.change_refused", "instance_id": ctx.instance_id,
+                                 "entry_id": text(entry_id), "kind": text(kind),
+                                 "error": str(exc)})
                 if kind != b"cfg":
                     try:
                         self._fetch.add(codec.decode_node_id(parts[codec.NODE]))
@@ -179,7 +196,9 @@ class Reader:
                         pass
             except Exception:
                 # a defect, not bad input: logged whole, and this entry only is lost
-                log.exception("cluster sync %s: could not apply stream entry %r", ctx.instance_id, entry_id)
+                log.exception("cluster sync %s: could not apply stream entry %r", ctx.instance_id, entry_id,
+                              extra={"event": "cluster.apply_error", "instance_id": ctx.instance_id,
+                                     "entry_id": text(entry_id)})
                 ctx.counters.count("apply_errors")
         if applied:
             ctx.counters.count("applied", applied)
@@ -323,7 +342,9 @@ class Reader:
             self._apply_state(state)
         except SchedulerError as exc:
             log.warning("cluster sync %s: could not apply node %s: %s",
-                        self._ctx.instance_id, state.node_id, exc)
+                        self._ctx.instance_id, state.node_id, exc,
+                        extra={"event": "cluster.node_refused", "instance_id": self._ctx.instance_id,
+                               "node_id": state.node_id, "error": str(exc)})
             self._ctx.counters.count("refused")
 
     def _decode_hash(self, node_id: str, fields: Any) -> NodeState | None:
@@ -334,7 +355,9 @@ class Reader:
                 raise MalformedEntry(f"node key {node_id!r} is not a hash ({fields})")
             return codec.decode_node_hash(node_id, fields)
         except MalformedEntry as exc:
-            log.warning("cluster sync %s: skipping malformed hash: %s", self._ctx.instance_id, exc)
+            log.warning("cluster sync %s: skipping malformed hash: %s", self._ctx.instance_id, exc,
+                        extra={"event": "cluster.malformed_hash", "instance_id": self._ctx.instance_id,
+                               "node_id": node_id, "error": str(exc)})
             self._ctx.counters.count("malformed")
             return None
 
@@ -390,7 +413,9 @@ class Reader:
         )
         for key in repaired:
             log.warning("cluster sync %s: repaired %s in Redis: it held what cluster sync never writes there",
-                        self._ctx.instance_id, key.decode(errors="replace"))
+                        self._ctx.instance_id, key.decode(errors="replace"),
+                        extra={"event": "cluster.key_repaired", "instance_id": self._ctx.instance_id,
+                               "key": key.decode(errors="replace")})
             self._ctx.counters.count("replaced_keys")
         self.client.set(keys.epoch, uuid.uuid4().hex.encode(), nx=True)
 
@@ -415,7 +440,7 @@ class Reader:
         now = time.monotonic()
         if restarted:
             self._restarted(now)
-        ids = decode_ids(members)
+        ids = decode_ids(members, self._ctx.instance_id)
         states: dict[str, NodeState] = {}
         missing: list[str] = []
         for node_id, fields in zip(ids, self._read_hashes(ids)):
@@ -447,7 +472,8 @@ class Reader:
         self._config.forget()  # versions start again too: adopt what the resync reads
         self._writer.request_republish()
         log.warning("cluster sync %s: Redis lost its data (restart?); republishing and resyncing",
-                    self._ctx.instance_id)
+                    self._ctx.instance_id,
+                    extra={"event": "cluster.data_lost", "instance_id": self._ctx.instance_id})
 
     def _prune(self, node_ids: list[str]) -> None:
         """Take expired ids out of the node-id set (only those whose hash is still gone)."""
@@ -468,7 +494,9 @@ class Reader:
         behind = top > self.last_generation
         if behind and self._behind_at == self.last_generation:
             log.warning("cluster sync %s: the stream is at generation %d, this reader at %d and "
-                        "not moving; resyncing", self._ctx.instance_id, top, self.last_generation)
+                        "not moving; resyncing", self._ctx.instance_id, top, self.last_generation,
+                        extra={"event": "cluster.reader_stalled", "instance_id": self._ctx.instance_id,
+                               "generation": top, "last_generation": self.last_generation})
             self._ctx.counters.count("stalls")
             self._behind_at = None
             return True

@@ -88,16 +88,22 @@ class Writer:
                 if not self.down:
                     self.down = True
                     log.warning("cluster sync %s: Redis unreachable (%s); local registry goes on, retrying",
-                                ctx.instance_id, exc)
+                                ctx.instance_id, exc,
+                                extra={"event": "cluster.redis_unreachable",
+                                       "instance_id": ctx.instance_id, "error": str(exc)})
                 ctx.counters.count("write_errors")
                 backoff.pause(self.stop, self.deadline - time.monotonic())
             except Exception as exc:  # noqa: BLE001 - logged whole; the batch is dropped
                 if redis is not None and isinstance(exc, redis.ResponseError):
                     log.error("cluster sync %s: Redis refused a write (%s); republishing",
-                              ctx.instance_id, exc)
+                              ctx.instance_id, exc,
+                              extra={"event": "cluster.write_refused", "instance_id": ctx.instance_id,
+                                     "error": str(exc)})
                     ctx.counters.count("write_refused")
                 else:
-                    log.exception("cluster sync %s: writer error; republishing", ctx.instance_id)
+                    log.exception("cluster sync %s: writer error; republishing", ctx.instance_id,
+                                  extra={"event": "cluster.writer_error",
+                                         "instance_id": ctx.instance_id, "error": str(exc)})
                     ctx.counters.count("writer_errors")
                 self._batch = None  # the republish covers it
                 self.busy = False
@@ -141,7 +147,8 @@ class Writer:
         self.busy = False
         if self.down:
             self.down = False
-            log.warning("cluster sync %s: Redis is back; republishing owned nodes", ctx.instance_id)
+            log.warning("cluster sync %s: Redis is back; republishing owned nodes", ctx.instance_id,
+                        extra={"event": "cluster.redis_back", "instance_id": ctx.instance_id})
             self.republish_due = True
         if not len(queue) and not queue.overflow and not self.republish_due:
             queue.wake.clear()
@@ -216,7 +223,9 @@ class Writer:
             node_id = op.node_id
             if verdict == b"replaced":
                 log.warning("cluster sync %s: the key of node %s in Redis was not a hash; replaced it",
-                            ctx.instance_id, node_id)
+                            ctx.instance_id, node_id,
+                            extra={"event": "cluster.node_key_replaced",
+                                   "instance_id": ctx.instance_id, "node_id": node_id})
                 ctx.counters.count("replaced_keys")
             elif verdict == b"missing":
                 # the hash expired, Redis lost it, or it is garbage: republish the node whole
@@ -233,7 +242,7 @@ class Writer:
         ttl = ctx.ttl_ms()
         owned = ctx.owned.ids()
         ops = [op for op in (self._put_op(n, ttl) for n in owned) if op is not None]
-        members = sorted(decode_ids(self.client.smembers(ctx.keys.nodes)))
+        members = sorted(decode_ids(self.client.smembers(ctx.keys.nodes), ctx.instance_id))
         owned_set = set(owned)
         now = repr(time.time())
         mine = ctx.id_bytes
@@ -250,13 +259,15 @@ class Writer:
         ctx.counters.count("republished", len(ops))
 
 
-def decode_ids(raw: Any) -> list[str]:
+def decode_ids(raw: Any, instance_id: str) -> list[str]:
     """The valid node ids of the node-id set (a bad member is logged and skipped)."""
     out = []
     for item in raw:
         try:
             out.append(codec.decode_node_id(item))
         except MalformedEntry as exc:
-            log.warning("cluster sync: skipping a bad member of the node-id set: %s", exc)
+            log.warning("cluster sync: skipping a bad member of the node-id set: %s", exc,
+                        extra={"event": "cluster.bad_node_id", "instance_id": instance_id,
+                               "error": str(exc)})
     return out
 
