@@ -69,8 +69,12 @@ class ConfigSync:
             self._remember_basis()
 
     def _remember_basis(self) -> None:
-        """The local config is the shared one, unless a local change waits (under the lock)."""
-        if not self.dirty:
+        """At the start, the local config is the shared one (under the lock).
+
+        Later the basis stays the last config known to be shared (published,
+        adopted or won over): the registry's config may already hold a local
+        change whose listener has not run yet, which must not pass for shared."""
+        if not self.dirty and self._basis is None:
             self._basis = self._ctx.registry.phase3_config
 
     # -- the writer -----------------------------------------------------------------------
@@ -230,6 +234,14 @@ class ConfigSync:
             if not force and (self.dirty or (version <= self.version and self._synced is not None)):
                 return  # already applied, or a publish is due: its compare-and-set decides
             local = ctx.registry.phase3_config
+            if not force and self._basis is not None and local != self._basis:
+                # a local change whose listener has not run yet (the registry emits
+                # after the change): it is due, and its compare-and-set decides;
+                # adopting now would silently overwrite it
+                self.dirty = True
+                self._base = self.version
+                ctx.queue.wake.set()
+                return
             effective = cfg
             keep_local_pools = not cfg.pools and bool(local.pools)
             if keep_local_pools:
