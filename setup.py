@@ -9,6 +9,8 @@ Environment:
   PYSCHEDULER_CYTHON_DEBUG=1   bounds/wraparound/initialized checks on, ``-O0 -g3``
                                (release builds are optimized and, on Linux, stripped:
                                the linker's ``-s`` drops the symbol tables).
+  PYSCHEDULER_KEEP_SYMBOLS=1   an optimized build that keeps its symbol tables, for
+                               profilers (``perf report``, ``py-spy --native``).
   PYSCHEDULER_CYTHON_ANNOTATE=1  also write the Cython annotation (.html) next to
                                the generated C, under build/cython/<mode>/csrc/.
 
@@ -30,6 +32,7 @@ def _env_flag(name: str) -> bool:
 NO_EXTENSIONS = _env_flag("PYSCHEDULER_NO_EXTENSIONS")
 DEBUG_BUILD = _env_flag("PYSCHEDULER_CYTHON_DEBUG")
 ANNOTATE = _env_flag("PYSCHEDULER_CYTHON_ANNOTATE")
+KEEP_SYMBOLS = _env_flag("PYSCHEDULER_KEEP_SYMBOLS")
 
 
 def _extensions() -> list:
@@ -52,7 +55,8 @@ def _extensions() -> list:
     extra_compile_args = ["-O0", "-g3"] if DEBUG_BUILD else ["-O3", "-DNDEBUG"]
     # A release .so carries no debug or symbol tables (2.1 MB -> a few hundred KB);
     # a debug build keeps everything for gdb.
-    extra_link_args = ["-s"] if not DEBUG_BUILD and sys.platform.startswith("linux") else []
+    strip = not (DEBUG_BUILD or KEEP_SYMBOLS) and sys.platform.startswith("linux")
+    extra_link_args = ["-s"] if strip else []
 
     extensions = [
         Extension(
