@@ -22,8 +22,15 @@ from _atomic cimport pys_add, pys_cas, pys_load, pys_popcount64, pys_prefetch, p
 from _kernel_codes cimport (
     ATT_COUNTS,
     ATT_POOL,
+    ATT_SKIPPED,
     ATT_TOTAL,
     ATT_WIDTH,
+    COV_ASR,
+    COV_NMT,
+    COV_PAIR_SRC,
+    COV_PAIR_TGT,
+    COV_SETS,
+    COV_TTS,
     LANG_AUTO,
     LANG_UNKNOWN,
     N_CHECK_REASONS,
@@ -182,7 +189,7 @@ cdef enum:
     ASR_BIT = 1
     NMT_BIT = 2
     TTS_BIT = 4
-    PREFETCH_AHEAD = 6         # candidates ahead whose load record scan() prefetches
+    SCAN_CHUNK = 64            # candidates whose load records scan() prefetches before checking them
     SCRATCH_STACK = 1024       # ints of scratch on the stack before select() mallocs
     ATT_STACK = 8 * ATT_WIDTH  # attempt records on the stack (8 pools) before it mallocs
 
@@ -217,6 +224,7 @@ KERNEL_CODES = {  # the one source of the codes Python hands the kernels or read
     "ATT_TOTAL": ATT_TOTAL,
     "ATT_COUNTS": ATT_COUNTS,
     "ATT_WIDTH": ATT_WIDTH,
+    "ATT_SKIPPED": ATT_SKIPPED,
     "R_NO_ELIGIBLE_POOL": R_NO_ELIGIBLE_POOL,
     "R_NO_NODES": R_NO_NODES,
 }
@@ -506,6 +514,7 @@ cdef class CompiledSnapshot:
         self.threshold = float(config["threshold"])
         self.timeout = float(config["timeout"])
         self._validate(c)
+        self.cover_pools()
 
     def _validate(self, dict c):
         cdef Py_ssize_t n = self.n_nodes, p = self.n_pools, L = self.n_langs, W = self.words
@@ -535,6 +544,39 @@ cdef class CompiledSnapshot:
         _require_range("auto_pools", c["auto_pools"], 0, max(p, 1))
         if self.sample_size < 0:
             raise ValueError("sample_size must be >= 0")
+
+    cdef int cover_pools(self) except -1:
+        """Each pool's coverage: the OR over its members of node_flags, provides
+        and the ASR, TTS, NMT, pair-source and pair-target language bitsets.
+        A pool whose coverage fails a job (see ``cannot_serve``) has no member
+        that can pass the job's static checks, whatever the loads say."""
+        cdef Py_ssize_t p, k, w, i, c, W = self.words, L = self.n_langs
+        cdef int32_t code
+        flags = np.zeros(self.n_pools, dtype=np.uint8)
+        provides = np.zeros(self.n_pools, dtype=np.uint8)
+        bits = np.zeros(max(self.n_pools * COV_SETS * W, 1), dtype=np.uint64)
+        cdef uint8_t[::1] f = flags, pr = provides
+        cdef uint64_t[::1] b = bits
+        cdef uint64_t* cov
+        with nogil:
+            for p in range(self.n_pools):
+                cov = &b[p * COV_SETS * W]
+                for k in range(self.mem_ptr[p], self.mem_ptr[p + 1]):
+                    i = self.mem_idx[k]
+                    f[p] |= self.node_flags[i]
+                    pr[p] |= self.provides[i]
+                    for w in range(W):
+                        cov[COV_ASR * W + w] |= self.asr_bits[i * W + w]
+                        cov[COV_TTS * W + w] |= self.tts_bits[i * W + w]
+                        cov[COV_NMT * W + w] |= self.nmt_bits[i * W + w]
+                        cov[COV_PAIR_TGT * W + w] |= self.nmt_tgt_bits[i * W + w]
+                    for c in range(self.pair_ptr[i], self.pair_ptr[i + 1]):
+                        code = self.pair_codes[c] // <int32_t>L  # the pair's source
+                        cov[COV_PAIR_SRC * W + (code >> 6)] |= (<uint64_t>1) << (code & 63)
+        self.cov_flags = flags
+        self.cov_provides = provides
+        self.cov_bits = bits
+        return 0
 
     def bind_names(self, dict lang_ids not None, dict node_index not None, dict tenant_pools not None,
                    tuple node_ids not None, tuple pool_ids not None, serials, str auto_code not None,
@@ -608,6 +650,46 @@ cdef class CompiledSnapshot:
                 n += 1
         return n
 
+    cdef int cannot_serve(self, Py_ssize_t p, const JobIn* job) noexcept nogil:
+        """The first static check (DESIGN §5 order) that pool ``p``'s coverage
+        proves every member fails for ``job``, or R_OK when some member might
+        pass. An empty pool is never proven (its scan is free and exact)."""
+        cdef Py_ssize_t W = self.words
+        cdef const uint64_t* cov = &self.cov_bits[p * COV_SETS * W]
+        cdef int32_t types = job.types, src = job.src, tgt = job.tgt
+        cdef Py_ssize_t w
+        cdef bint any_asr = False
+        if self.mem_ptr[p + 1] == self.mem_ptr[p]:
+            return R_OK
+        if not (self.cov_flags[p] & NF_HAS_GPU):
+            return R_GPU_UNAVAILABLE
+        if job.public and not (self.cov_flags[p] & NF_PUBLIC):
+            return R_NOT_IN_PUBLIC_POOL
+        if (self.cov_provides[p] & types) != types:
+            return R_MODEL_NOT_AVAILABLE
+        if types & ASR_BIT:
+            if src == LANG_AUTO:
+                for w in range(W):
+                    any_asr = any_asr or cov[COV_ASR * W + w] != 0
+                if not any_asr:
+                    return R_ASR_LANG_UNSUPPORTED
+            elif src < 0 or not has_bit(&cov[COV_ASR * W], src):
+                return R_ASR_LANG_UNSUPPORTED
+        if types & NMT_BIT:
+            if tgt < 0:
+                return R_LANG_PAIR_UNSUPPORTED
+            if src == LANG_AUTO:
+                if not (has_bit(&cov[COV_PAIR_TGT * W], tgt) or has_bit(&cov[COV_NMT * W], tgt)):
+                    return R_LANG_PAIR_UNSUPPORTED
+            elif src < 0 or src == tgt:
+                return R_LANG_PAIR_UNSUPPORTED
+            elif not ((has_bit(&cov[COV_PAIR_SRC * W], src) and has_bit(&cov[COV_PAIR_TGT * W], tgt))
+                      or (has_bit(&cov[COV_NMT * W], src) and has_bit(&cov[COV_NMT * W], tgt))):
+                return R_LANG_PAIR_UNSUPPORTED
+        if types & TTS_BIT and (tgt < 0 or not has_bit(&cov[COV_TTS * W], tgt)):
+            return R_TTS_LANG_UNSUPPORTED
+        return R_OK
+
     # -- stage 4: node checks ---------------------------------------------------------
 
     cdef bint serves_nmt(self, Py_ssize_t i, int32_t src, int32_t tgt) noexcept nogil:
@@ -641,9 +723,8 @@ cdef class CompiledSnapshot:
                 return True
         return has_bit(langs, src) and has_bit(langs, tgt)
 
-    cdef int check_node(self, Py_ssize_t i, const JobIn* job, float64_t now) noexcept nogil:
-        """The first check node ``i`` fails, in DESIGN §5 order, or R_OK."""
-        cdef NodeLoad* rec
+    cdef int check_node(self, Py_ssize_t i, NodeLoad* rec, const JobIn* job, float64_t now) noexcept nogil:
+        """The first check node ``i`` (its load record ``rec``) fails, in DESIGN §5 order, or R_OK."""
         cdef uint8_t flags = self.node_flags[i]
         cdef int32_t types = job.types
         cdef Py_ssize_t w
@@ -652,7 +733,6 @@ cdef class CompiledSnapshot:
         cdef int32_t status
         if job.n_excluded and contains(job.excluded, job.n_excluded, <int32_t>i):
             return R_EXCLUDED
-        rec = self.loads.at(self.slot[i])
         status = pys_load(&rec.status)
         if status == ST_OFFLINE:
             return R_OFFLINE
@@ -692,9 +772,15 @@ cdef class CompiledSnapshot:
     cdef int scan(self, Py_ssize_t pool, const JobIn* job, float64_t now, IntBuf* att,
                   int32_t* survivors, Py_ssize_t* n_survivors) noexcept nogil:
         """Check the window of ``pool`` (-1: every node); append its attempt record
-        to ``att`` and its survivors to ``survivors``. -1 when out of memory."""
-        cdef Py_ssize_t n, size, start = 0, k, j, lo = 0, node
+        to ``att`` and its survivors to ``survivors``. -1 when out of memory.
+
+        The window is checked SCAN_CHUNK candidates at a time: first every
+        candidate's load record (the one random access per candidate) is looked
+        up and prefetched, then the chunk is checked, so the misses overlap."""
+        cdef Py_ssize_t n, size, start = 0, k, j, lo = 0, base, m
         cdef int32_t* rec
+        cdef int32_t nodes[SCAN_CHUNK]
+        cdef NodeLoad* loads[SCAN_CHUNK]
         cdef int reason
         if pool >= 0:
             lo = self.mem_ptr[pool]
@@ -711,25 +797,27 @@ cdef class CompiledSnapshot:
         rec[ATT_POOL] = <int32_t>pool
         rec[ATT_TOTAL] = <int32_t>size
         n_survivors[0] = 0
-        for k in range(size):
-            if k + PREFETCH_AHEAD < size:
-                # the load record is the one random access per candidate: ask for
-                # it a few candidates early so the misses overlap
-                j = start + k + PREFETCH_AHEAD
-                if j >= n:
-                    j -= n
-                node = self.mem_idx[lo + j] if pool >= 0 else j
-                pys_prefetch(self.loads.at(self.slot[node]))
-            j = start + k
+        base = 0
+        while base < size:
+            m = min(<Py_ssize_t>SCAN_CHUNK, size - base)
+            j = start + base
             if j >= n:
                 j -= n
-            node = self.mem_idx[lo + j] if pool >= 0 else j
-            reason = self.check_node(node, job, now)
-            if reason == R_OK:
-                survivors[n_survivors[0]] = <int32_t>node
-                n_survivors[0] += 1
-            else:
-                rec[ATT_COUNTS + reason] += 1
+            for k in range(m):
+                nodes[k] = self.mem_idx[lo + j] if pool >= 0 else <int32_t>j
+                loads[k] = self.loads.at(self.slot[nodes[k]])
+                pys_prefetch(loads[k])
+                j += 1
+                if j == n:
+                    j = 0
+            for k in range(m):
+                reason = self.check_node(nodes[k], loads[k], job, now)
+                if reason == R_OK:
+                    survivors[n_survivors[0]] = nodes[k]
+                    n_survivors[0] += 1
+                else:
+                    rec[ATT_COUNTS + reason] += 1
+            base += m
         return 0
 
     # -- stage 5: pick ----------------------------------------------------------------
@@ -738,49 +826,88 @@ cdef class CompiledSnapshot:
         """Index in ``survivors`` of the node to take: the preferred node if it
         survived; else the lowest (running+reserved)/max by cross-multiplication,
         then the fewest jobs, then the lowest FNV-1a-64(key + node_id), then the
-        lowest index (= node id order)."""
-        cdef Py_ssize_t k, best = -1
+        lowest index (= node id order).
+
+        Two passes: the best (load, max) first, then the tiebreak hash of the
+        nodes that tie with it only, four hashes at a time (idle nodes all tie,
+        and one hash is a chain of dependent multiplications: interleaving four
+        chains hides their latency)."""
+        cdef Py_ssize_t k, best = 0, n_tied = 0, t
         cdef int32_t s, b
-        cdef int64_t ls, lb, lhs, rhs
-        cdef uint64_t hs, hb = 0
-        cdef bint have_hb = False, better
+        cdef int64_t ls, lb, ms, mb
+        cdef int32_t tied[4]
+        cdef uint64_t hashes[4]
+        cdef uint64_t h_best = 0
+        cdef bint have_best = False
+        if n <= 0:
+            return -1
         for k in range(n):
             if survivors[k] == job.preferred:
                 return k
+        b = survivors[0]
+        lb = node_load(self.loads.at(self.slot[b]))
+        mb = self.max_jobs[b]
+        for k in range(1, n):
+            s = survivors[k]
+            ls = node_load(self.loads.at(self.slot[s]))
+            ms = self.max_jobs[s]
+            if ls * mb < lb * ms or (ls * mb == lb * ms and ls < lb):
+                best, lb, mb = k, ls, ms
+        # the nodes tied with the best; a load that moved since (a concurrent
+        # reservation) just leaves that node out of the tie
         for k in range(n):
             s = survivors[k]
-            if best < 0:
-                best = k
-                have_hb = False
-                continue
-            b = survivors[best]
             ls = node_load(self.loads.at(self.slot[s]))
-            lb = node_load(self.loads.at(self.slot[b]))
-            lhs = ls * self.max_jobs[b]
-            rhs = lb * self.max_jobs[s]
-            if lhs != rhs:
-                better = lhs < rhs
-            elif ls != lb:
-                better = ls < lb
-            else:
-                if not have_hb:
-                    hb = self.tiebreak(b, job.h_key)
-                    have_hb = True
-                hs = self.tiebreak(s, job.h_key)
-                better = hs < hb or (hs == hb and s < b)
-                if better:
-                    hb = hs
-            if better:
-                best = k
-                if not (lhs == rhs and ls == lb):
-                    have_hb = False
+            ms = self.max_jobs[s]
+            if ls != lb or ls * mb != lb * ms:
+                continue
+            tied[n_tied] = <int32_t>k
+            n_tied += 1
+            if n_tied == 4:
+                self.tiebreak4(survivors, tied, 4, job.h_key, hashes)
+                for t in range(4):
+                    if not have_best or self.before(hashes[t], survivors[tied[t]], h_best, survivors[best]):
+                        best, h_best, have_best = tied[t], hashes[t], True
+                n_tied = 0
+        if n_tied:
+            self.tiebreak4(survivors, tied, n_tied, job.h_key, hashes)
+            for t in range(n_tied):
+                if not have_best or self.before(hashes[t], survivors[tied[t]], h_best, survivors[best]):
+                    best, h_best, have_best = tied[t], hashes[t], True
         return best
 
-    cdef uint64_t tiebreak(self, Py_ssize_t node, uint64_t h_key) noexcept nogil:
-        cdef int64_t lo = self.id_ptr[node], hi = self.id_ptr[node + 1]
-        if hi == lo:
-            return h_key
-        return fnv1a64_update(h_key, &self.id_bytes[lo], hi - lo)
+    cdef inline bint before(self, uint64_t h, int32_t node, uint64_t h_other, int32_t other) noexcept nogil:
+        """Tiebreak order: the lower hash, then the lower node index."""
+        return h < h_other or (h == h_other and node < other)
+
+    cdef void tiebreak4(self, const int32_t* survivors, const int32_t* tied, Py_ssize_t m,
+                        uint64_t h_key, uint64_t* out) noexcept nogil:
+        """``out[t]`` = FNV-1a-64(key + node id) of ``survivors[tied[t]]`` for t < m <= 4,
+        the four hash chains advanced together over their common length."""
+        cdef const unsigned char* ids[4]
+        cdef Py_ssize_t lens[4]
+        cdef Py_ssize_t t, i, common
+        cdef int32_t node
+        cdef uint64_t h0, h1, h2, h3
+        for t in range(m):
+            node = survivors[tied[t]]
+            ids[t] = &self.id_bytes[self.id_ptr[node]] if self.id_ptr[node + 1] > self.id_ptr[node] else NULL
+            lens[t] = self.id_ptr[node + 1] - self.id_ptr[node]
+        if m == 4:
+            common = min(min(lens[0], lens[1]), min(lens[2], lens[3]))
+            h0 = h1 = h2 = h3 = h_key
+            for i in range(common):
+                h0 = (h0 ^ ids[0][i]) * _FNV64_PRIME
+                h1 = (h1 ^ ids[1][i]) * _FNV64_PRIME
+                h2 = (h2 ^ ids[2][i]) * _FNV64_PRIME
+                h3 = (h3 ^ ids[3][i]) * _FNV64_PRIME
+            out[0] = fnv1a64_update(h0, ids[0] + common, lens[0] - common) if lens[0] > common else h0
+            out[1] = fnv1a64_update(h1, ids[1] + common, lens[1] - common) if lens[1] > common else h1
+            out[2] = fnv1a64_update(h2, ids[2] + common, lens[2] - common) if lens[2] > common else h2
+            out[3] = fnv1a64_update(h3, ids[3] + common, lens[3] - common) if lens[3] > common else h3
+            return
+        for t in range(m):
+            out[t] = fnv1a64_update(h_key, ids[t], lens[t]) if lens[t] else h_key
 
     # -- the whole selection ------------------------------------------------------------
 
@@ -791,6 +918,8 @@ cdef class CompiledSnapshot:
         ``out`` filled."""
         cdef int32_t* order = scratch
         cdef int32_t* survivors = scratch + self.n_pools
+        cdef int32_t* rec
+        cdef int reason
         cdef Py_ssize_t n_order, n_surv = 0, start = 0, a, k, p
         cdef unsigned char seed_le[8]
         cdef uint64_t h
@@ -835,9 +964,20 @@ cdef class CompiledSnapshot:
                 n_order = 1
             out.preferred_pool = order[0]
         for a in range(n_order):
+            out.n_attempts += 1
+            if a > 0 and order[a] >= 0:
+                # past the first pool (whose scan is the breakdown of a failure), a
+                # pool whose coverage cannot serve the job is listed, not scanned
+                reason = self.cannot_serve(order[a], job)
+                if reason != R_OK:
+                    rec = buf_push(att, ATT_WIDTH)
+                    if rec == NULL:
+                        return -1
+                    rec[ATT_POOL] = order[a]
+                    rec[ATT_TOTAL] = ATT_SKIPPED - reason
+                    continue
             if self.scan(order[a], job, now, att, survivors, &n_surv) < 0:
                 return -1
-            out.n_attempts += 1
             while n_surv > 0:  # stage 6: reserve; a lost race tries the next survivor
                 k = self.pick(survivors, n_surv, job)
                 if not reserve_node or reserve(self.loads.at(self.slot[survivors[k]]), self.max_jobs[survivors[k]]):

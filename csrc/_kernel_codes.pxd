@@ -51,6 +51,18 @@ cdef enum:
     ATT_TOTAL = 1
     ATT_COUNTS = 2
     ATT_WIDTH = 14
+    # ATT_TOTAL of a pool skipped because its coverage proves no member can
+    # pass reason r's check: ATT_SKIPPED - r (always negative); its counts are 0
+    ATT_SKIPPED = -1
+
+# The coverage bitsets of a pool, in this order (``words`` words each).
+cdef enum:
+    COV_ASR = 0
+    COV_TTS = 1
+    COV_NMT = 2              # nmt_languages
+    COV_PAIR_SRC = 3         # sources of nmt_pairs
+    COV_PAIR_TGT = 4         # targets of nmt_pairs
+    COV_SETS = 5
 
 
 cdef struct NodeLoad:

@@ -151,6 +151,18 @@ def test_every_selection_is_explained_and_the_pick_is_right(scenario):
         assert sel.ok == (sel.node_id is not None) == (sel.reservation is not None)
         for i, attempt in enumerate(sel.attempts):
             b = attempt.breakdown
+            if attempt.skipped is not None:
+                # listed, not scanned: never the first pool, and no member of the whole
+                # pool can pass; each fails at the proven check or an earlier one
+                assert i > 0 and b.total == 0 and attempt.top_reason is attempt.skipped
+                limit = CHECK_REASONS.index(attempt.skipped)
+                assert CHECK_REASONS.index(Reason.GPU_UNAVAILABLE) <= limit <= CHECK_REASONS.index(
+                    Reason.TTS_LANG_UNSUPPORTED
+                )
+                for member in reg.pool_members(attempt.pool_id):
+                    assert reasons[member] is not None
+                    assert CHECK_REASONS.index(reasons[member]) <= limit, (member, reasons[member])
+                continue
             examined = window(reg, attempt.pool_id, job)
             survivors = [n for n in examined if reasons[n] is None]
             # counts: one reason per rejected candidate, summing to total minus survivors

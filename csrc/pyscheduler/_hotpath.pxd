@@ -92,16 +92,25 @@ cdef class CompiledSnapshot:
     cdef const int64_t[::1] serial        # registration serial of each node
     cdef const int64_t[::1] pool_id_arr   # pool ids, by index, as integers
     cdef str auto_code                    # the source code meaning "detect it"
+    # pool coverage: what some member of each pool has (see cover_pools); a pool
+    # whose coverage cannot serve a job holds no node that passes its static checks
+    cdef const uint8_t[::1] cov_flags     # OR of the members' node_flags
+    cdef const uint8_t[::1] cov_provides  # OR of the members' provides
+    cdef const uint64_t[::1] cov_bits     # per pool COV_SETS bitsets of ``words`` words (COV_* order)
     cdef readonly int64_t version         # the generation's snapshot version
     cdef bint named
     cdef bint services_match(self, Py_ssize_t p, int32_t types) noexcept nogil
     cdef Py_ssize_t eligible(self, const JobIn* job, int32_t* out) noexcept nogil
     cdef bint serves_nmt(self, Py_ssize_t i, int32_t src, int32_t tgt) noexcept nogil
-    cdef int check_node(self, Py_ssize_t i, const JobIn* job, float64_t now) noexcept nogil
+    cdef int check_node(self, Py_ssize_t i, NodeLoad* rec, const JobIn* job, float64_t now) noexcept nogil
     cdef int scan(self, Py_ssize_t pool, const JobIn* job, float64_t now, IntBuf* att,
                   int32_t* survivors, Py_ssize_t* n_survivors) noexcept nogil
     cdef Py_ssize_t pick(self, const int32_t* survivors, Py_ssize_t n, const JobIn* job) noexcept nogil
-    cdef uint64_t tiebreak(self, Py_ssize_t node, uint64_t h_key) noexcept nogil
+    cdef bint before(self, uint64_t h, int32_t node, uint64_t h_other, int32_t other) noexcept nogil
+    cdef void tiebreak4(self, const int32_t* survivors, const int32_t* tied, Py_ssize_t m,
+                        uint64_t h_key, uint64_t* out) noexcept nogil
+    cdef int cover_pools(self) except -1
+    cdef int cannot_serve(self, Py_ssize_t p, const JobIn* job) noexcept nogil
     cdef int select_job(self, const JobIn* job, float64_t now, IntBuf* att, int32_t* scratch,
                         JobOut* out, bint reserve_node) noexcept nogil
     cdef bytes run(self, const JobIn* job, float64_t now, JobOut* out, bint reserve_node)

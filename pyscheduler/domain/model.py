@@ -604,15 +604,23 @@ class Breakdown(Mapping[Reason, int]):
 
 @dataclass(frozen=True, slots=True)
 class Attempt:
-    """One pool tried by a selection: its id and name, and the breakdown of its scan."""
+    """One pool tried by a selection: its id and name, and the breakdown of its scan.
+
+    ``skipped`` is set, and the breakdown empty, when the pool was not scanned
+    because no member can pass one of the job's static checks (that reason):
+    past the first pool tried, a pool whose members together lack the GPU,
+    public access, services or languages the job needs is listed, not scanned
+    (docs/DESIGN.md §5, "Pool coverage").
+    """
 
     pool_id: int | None
     pool_name: str
     breakdown: Breakdown
+    skipped: Reason | None = None
 
     @property
     def top_reason(self) -> Reason | None:
-        return self.breakdown.top_reason
+        return self.skipped if self.skipped is not None else self.breakdown.top_reason
 
     @property
     def candidates(self) -> int:

@@ -24,7 +24,7 @@ import numpy as np
 from .. import _compat
 from ..domain.errors import SchedulerError
 from ..domain.languages import AUTO
-from ..domain.model import Attempt, Breakdown, JobRequest, Reason, Selection
+from ..domain.model import CHECK_REASONS, Attempt, Breakdown, JobRequest, Reason, Selection
 from ..runtime.snapshot import RuntimeSnapshot
 
 __all__ = [
@@ -45,6 +45,7 @@ __all__ = [
 ATTEMPT_WIDTH = _compat.KERNEL_CODES["ATT_WIDTH"]  # pool index, total, one count per reason
 _ATT_TOTAL = _compat.KERNEL_CODES["ATT_TOTAL"]
 _ATT_COUNTS = _compat.KERNEL_CODES["ATT_COUNTS"]
+_ATT_SKIPPED = _compat.KERNEL_CODES["ATT_SKIPPED"]
 _NO_ELIGIBLE_POOL = _compat.KERNEL_CODES["R_NO_ELIGIBLE_POOL"]
 _LANG_UNKNOWN = _compat.KERNEL_CODES["LANG_UNKNOWN"]
 _LANG_AUTO = _compat.KERNEL_CODES["LANG_AUTO"]
@@ -166,8 +167,12 @@ def _decode(snapshot: RuntimeSnapshot, records: bytes, picked: bool) -> tuple[tu
     recs = memoryview(records).cast("i").tolist()
     attempts = []
     for base in range(0, len(recs), ATTEMPT_WIDTH):
-        pool = recs[base]
-        breakdown = Breakdown(recs[base + _ATT_COUNTS:base + ATTEMPT_WIDTH], recs[base + _ATT_TOTAL])
+        pool, total = recs[base], recs[base + _ATT_TOTAL]
+        if total < 0:  # a pool listed, not scanned: its coverage cannot serve the job
+            skipped = CHECK_REASONS[_ATT_SKIPPED - total]
+            attempts.append(Attempt(snapshot.pool_ids[pool], snapshot.pool_names[pool], Breakdown(), skipped))
+            continue
+        breakdown = Breakdown(recs[base + _ATT_COUNTS:base + ATTEMPT_WIDTH], total)
         if pool >= 0:
             attempts.append(Attempt(snapshot.pool_ids[pool], snapshot.pool_names[pool], breakdown))
         else:

@@ -1,7 +1,7 @@
 """The reference scheduler: docs/DESIGN.md §5 written as plainly as possible.
 
-Stages, each one function: eligible pools → pool order → window → node
-checks → pick. (Reserving is the registry's: it owns the counters.) The
+Stages, each one function: eligible pools → pool order → (skip the pools
+whose coverage cannot serve the job) → window → node checks → pick. (Reserving is the registry's: it owns the counters.) The
 compiled fast path must return exactly what these functions return; the
 tests hold it to that.
 
@@ -29,6 +29,7 @@ from ..domain.model import (
 from ..state.fleet import Fleet
 from ..state.nodes import NodeRecord, provides
 from ..state.pools import eligible_pools
+from .coverage import cannot_serve, pool_coverage
 
 __all__ = [
     "PoolPlan",
@@ -39,6 +40,7 @@ __all__ = [
     "check_node",
     "pick",
     "scan_pool",
+    "skip_reason",
     "select",
     "select_from_pool",
     "pick_and_reserve",
@@ -216,6 +218,15 @@ def scan_pool(
     return Attempt(pool_id, name, Breakdown(counts, len(window))), survivors
 
 
+def skip_reason(fleet: Fleet, pool: PoolConfig | None, job: JobRequest) -> Reason | None:
+    """Why ``pool`` need not be scanned for ``job``: the static check its
+    coverage proves every member fails (``None``: scan it). Applies to every
+    pool after the first one tried (docs/DESIGN.md §5, pool coverage)."""
+    if pool is None:
+        return None
+    return cannot_serve(pool_coverage(fleet, pool), job)
+
+
 def select(
     fleet: Fleet,
     job: JobRequest,
@@ -236,7 +247,11 @@ def select(
         empty = Breakdown(total=0, empty_reason=plan.empty_reason or Reason.NO_NODES)
         return Selection(None, None, None, False, empty, (), "legacy"), None
     attempts: list[Attempt] = []
-    for pool in plan.pools:
+    for index, pool in enumerate(plan.pools):
+        skipped = skip_reason(fleet, pool, job) if index and pool is not None else None
+        if skipped is not None and pool is not None:
+            attempts.append(Attempt(pool.pool_id, pool.name, Breakdown(), skipped))
+            continue
         attempt, survivors = scan_pool(fleet, pool, job, now)
         attempts.append(attempt)
         node = pick_and_reserve(survivors, job, reserve)
