@@ -787,7 +787,7 @@ class Selection:
             self.pool_id,
             self.preferred_pool,
             self.fallback_used,
-            tuple((a.pool_id, a.breakdown.counts, a.breakdown.total) for a in self.attempts),
+            tuple((a.pool_id, a.breakdown.counts, a.breakdown.total, a.skipped) for a in self.attempts),
             self.breakdown.counts,
             self.breakdown.total,
             self.breakdown.top_reason,
@@ -805,6 +805,9 @@ class Selection:
         for attempt in self.attempts:
             b = attempt.breakdown
             where = "all nodes" if attempt.pool_id is None else f"pool {attempt.pool_id} ({attempt.pool_name})"
+            if attempt.skipped is not None:
+                parts.append(f"{where} skipped: no member passes {attempt.skipped}")
+                continue
             detail = b.describe() if b.total else str(b.top_reason)
             text = f"{b.available}/{b.total} nodes available in {where}"
             parts.append(f"{text}: {detail}" if detail else text)

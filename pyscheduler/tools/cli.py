@@ -694,14 +694,14 @@ def format_selection(
         rows = [["pool", "name", "available", "top reason", "breakdown"]]
         for a in selection.attempts:
             b = a.breakdown
-            top = b.top_reason
+            top = a.top_reason
             rows.append(
                 [
                     "-" if a.pool_id is None else str(a.pool_id),
                     a.pool_name or (pool_names or {}).get(a.pool_id, ""),  # type: ignore[arg-type]
-                    f"{b.available}/{b.total}",
+                    "skipped" if a.skipped is not None else f"{b.available}/{b.total}",
                     "-" if top is None else str(top),
-                    b.describe() or "-",
+                    "no member passes this check" if a.skipped is not None else b.describe() or "-",
                 ]
             )
         lines += text_table(rows, right={0}, indent="  ")
