@@ -11,7 +11,21 @@
 # the GIL serialises those updates; they need no atomics of their own.
 
 from cpython.long cimport PyLong_AsUnsignedLongLong
-from libc.string cimport memset
+from cpython.object cimport PyObject, PyTypeObject
+from cpython.ref cimport Py_DECREF, Py_INCREF, Py_XDECREF
+
+
+
+cdef extern from "Python.h":
+    # the parts of a __slots__ member descriptor the dispatcher reads
+    ctypedef struct PyMemberDef:
+        int type
+        Py_ssize_t offset
+    ctypedef struct PyMemberDescrObject:
+        PyMemberDef* d_member
+    PyTypeObject PyMemberDescr_Type
+    int T_OBJECT_EX
+    PyObject* PyType_GenericAlloc(PyTypeObject* tp, Py_ssize_t nitems) except NULL
 
 
 cdef enum:
@@ -25,6 +39,9 @@ cdef enum:
     EXCL_STACK = 64                   # excluded node indices on the stack before malloc
 
 TOKEN_EPOCH_SHIFT_BITS = TOKEN_EPOCH_SHIFT
+# the selection type's slots the dispatcher fills, in this order (see Dispatcher.new_selection)
+SELECTION_SLOTS = ("_node_id", "_pool_id", "_preferred_pool", "_fallback_used", "_path", "_reservation",
+                   "_breakdown", "_attempts", "_decode")
 COUNTER_NAMES = ("selections", "selections_failed", "commits", "releases", "reservations_expired")
 
 
@@ -102,6 +119,56 @@ cdef class Dispatcher:
         self.rng = _mix64(entropy)
         self.epoch = (self.rng >> (64 - TOKEN_EPOCH_BITS)) or 1
         self.rng = _mix64(self.rng + 1)
+        self.direct = self.find_slots(selection_type)
+
+    cdef bint find_slots(self, type selection_type) except -1:
+        """Whether results can be built in C: every name of SELECTION_SLOTS is a
+        ``__slots__`` object member of ``selection_type`` (its offset is kept).
+        Otherwise ``make_selection`` builds them."""
+        cdef Py_ssize_t k
+        cdef PyMemberDef* member
+        if selection_type.__new__ is not object.__new__ or selection_type.__basicsize__ <= object.__basicsize__:
+            return False  # object.__new__ allocates with PyType_GenericAlloc; anything else: make_selection
+        for k, name in enumerate(SELECTION_SLOTS):
+            descr = selection_type.__dict__.get(name)
+            if descr is None or type(descr) is not <type>&PyMemberDescr_Type:
+                return False
+            member = (<PyMemberDescrObject*>descr).d_member
+            if member.type != T_OBJECT_EX or member.offset <= 0:
+                return False
+            self.slot_offsets[k] = member.offset
+        return True
+
+    cdef object new_selection(self, node_id, pool_id, preferred_pool, bint fallback_used, token, decode):
+        """A selection with attempts decoded on first read: what
+        ``make_selection(..., "fast", token, decode)`` returns, its slots
+        written directly (no Python frame) when ``find_slots`` allowed it."""
+        cdef PyTypeObject* tp
+        cdef PyObject* raw
+        cdef object sel
+        if not self.direct:
+            return self.make_selection(node_id, pool_id, preferred_pool, fallback_used, "fast", token, decode)
+        tp = <PyTypeObject*>self.selection_type
+        raw = PyType_GenericAlloc(tp, 0)  # what object.__new__ does: zeroed slots, GC-tracked
+        sel = <object>raw
+        Py_DECREF(sel)  # ``sel`` holds the one reference
+        self.put(raw, 0, node_id)
+        self.put(raw, 1, pool_id)
+        self.put(raw, 2, preferred_pool)
+        self.put(raw, 3, True if fallback_used else False)
+        self.put(raw, 4, "fast")
+        self.put(raw, 5, token)
+        self.put(raw, 6, None)
+        self.put(raw, 7, None)
+        self.put(raw, 8, decode)
+        return sel
+
+    cdef inline void put(self, PyObject* obj, int k, object value) noexcept:
+        cdef PyObject** field = <PyObject**>((<char*>obj) + self.slot_offsets[k])
+        cdef PyObject* old = field[0]
+        Py_INCREF(value)
+        field[0] = <PyObject*>value
+        Py_XDECREF(old)
 
     def __dealloc__(self):
         free(self.res)
@@ -600,10 +667,10 @@ cdef class Dispatcher:
             self.counts[C_FAILED] += 1
             self.counts[C_FAILED_REASON + failure_code(recs if len(records) else NULL, out.empty_reason)] += 1
             if decode.no_eligible_pool:
-                return self.make_selection(None, None, None, False, "fast", None, decode)
-            return self.make_selection(
+                return self.new_selection(None, None, None, False, None, decode)
+            return self.new_selection(
                 None, None, cs.pool_keys[out.preferred_pool] if out.preferred_pool >= 0 else None,
-                out.fallback != 0 or out.n_attempts > 1, "fast", None, decode)
+                out.fallback != 0 or out.n_attempts > 1, None, decode)
         try:
             token = self.add_entry(cs.slot[out.node], cs.serial[out.node], now)
         except BaseException:
@@ -611,12 +678,11 @@ cdef class Dispatcher:
             raise
         self.counts[C_SELECTIONS] += 1
         pool = recs[out.picked * ATT_WIDTH + ATT_POOL]
-        return self.make_selection(
+        return self.new_selection(
             cs.node_names[out.node],
             cs.pool_keys[pool] if pool >= 0 else None,
             cs.pool_keys[out.preferred_pool] if out.preferred_pool >= 0 else None,
             out.fallback != 0 or out.n_attempts > 1,
-            "fast",
             token,
             decode,
         )

@@ -16,7 +16,11 @@ from cpython.number cimport PyNumber_Index
 from cpython.unicode cimport PyUnicode_AsUTF8AndSize
 from libc.math cimport NAN, isnan
 from libc.stdlib cimport calloc, free, malloc, realloc
-from libc.string cimport memcpy
+from libc.string cimport memcpy, memset
+
+
+cdef extern from "<stdlib.h>" nogil:
+    int posix_memalign(void** memptr, size_t alignment, size_t size)
 
 from _atomic cimport pys_add, pys_cas, pys_load, pys_popcount64, pys_prefetch, pys_store
 from _kernel_codes cimport (
@@ -183,7 +187,7 @@ def tiebreak_hash(routing_key, node_id):
 
 cdef enum:
     CHUNK_BITS = 12
-    CHUNK_SIZE = 4096          # 1 << CHUNK_BITS slots per chunk (160 KiB)
+    CHUNK_SIZE = 4096          # 1 << CHUNK_BITS slots per chunk (256 KiB)
     MAX_CHUNKS = 16384         # at most 67,108,864 slots
     CORE_MASK = 7              # ASR | NMT | TTS
     ASR_BIT = 1
@@ -225,6 +229,7 @@ KERNEL_CODES = {  # the one source of the codes Python hands the kernels or read
     "ATT_COUNTS": ATT_COUNTS,
     "ATT_WIDTH": ATT_WIDTH,
     "ATT_SKIPPED": ATT_SKIPPED,
+    "LOAD_RECORD_BYTES": sizeof(NodeLoad),
     "R_NO_ELIGIBLE_POOL": R_NO_ELIGIBLE_POOL,
     "R_NO_NODES": R_NO_NODES,
 }
@@ -303,9 +308,9 @@ cdef class LoadTable:
         if slot < 0 or slot >= MAX_SLOTS:
             raise IndexError(f"load slot {slot} out of range (at most {MAX_SLOTS})")
         while (slot >> CHUNK_BITS) >= self.n_chunks:
-            chunk = <NodeLoad*>calloc(CHUNK_SIZE, sizeof(NodeLoad))
-            if chunk == NULL:
+            if posix_memalign(<void**>&chunk, 64, CHUNK_SIZE * sizeof(NodeLoad)) != 0:
                 raise MemoryError()
+            memset(chunk, 0, CHUNK_SIZE * sizeof(NodeLoad))
             self.chunks[self.n_chunks] = chunk
             self.n_chunks += 1
 

@@ -68,7 +68,9 @@ cdef enum:
 cdef struct NodeLoad:
     # What changes without a topology change, one record per node slot: the
     # figures a heartbeat or a reservation changes, and the lifecycle status.
-    # 48 bytes, no padding. running/reserved/status use atomics.
+    # 64 bytes, one cache line (chunks are 64-byte aligned): a candidate's
+    # checks read its whole record, so a record never straddles two lines.
+    # running/reserved/status use atomics.
     int32_t running          # jobs the node runs (its last beat, plus commits since)
     int32_t reserved         # reservations not yet committed, released or expired
     int32_t status           # ST_READY / ST_NOT_READY / ST_OFFLINE
@@ -77,6 +79,7 @@ cdef struct NodeLoad:
     float64_t memory_usage   # percent
     float64_t gpu_usage      # percent, or NaN when the node reports none
     float64_t last_heartbeat # clock seconds
+    uint8_t _line[16]        # up to the 64-byte line
 
 
 cdef struct JobIn:

@@ -62,6 +62,7 @@ FALLBACK_KERNEL_CODES: Mapping[str, int] = MappingProxyType({
     "ATT_COUNTS": 2,
     "ATT_WIDTH": 14,
     "ATT_SKIPPED": -1,  # ATT_TOTAL of a pool skipped for reason r: ATT_SKIPPED - r
+    "LOAD_RECORD_BYTES": 64,  # one NodeLoad record: a cache line
     "R_NO_ELIGIBLE_POOL": 12,  # whole-job outcomes
     "R_NO_NODES": 13,
 })

@@ -118,6 +118,7 @@ class CompiledSnapshot:
 
 TOKEN_EPOCH_SHIFT_BITS: Final[int]  # tokens carry their table's epoch from this bit up (44)
 COUNTER_NAMES: Final[tuple[str, ...]]  # the dispatcher's counters besides failed.<reason>
+SELECTION_SLOTS: Final[tuple[str, ...]]  # the result type's __slots__ the dispatcher writes in C
 
 @final
 class SessionTable:

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from pyscheduler import JobRequest, MigrationFlags, Reason, _compat
 from pyscheduler.domain.config import Phase3Config
+from pyscheduler.domain.model import Selection
 from pyscheduler.registry import node_registry
 from pyscheduler.state.reservations import EPOCH_SHIFT
 from pyscheduler.state.sessions import SessionRuntimeManager
@@ -342,3 +343,10 @@ def test_kernel_codes_agree_with_the_python_model():
     assert list(Reason).index(Reason.NO_NODES) == codes["R_NO_NODES"]
     assert STATUS_CODES[NodeStatus.READY] == codes["ST_READY"] != STATUS_CODES[NodeStatus.DRAINING]
     assert STATUS_CODES[NodeStatus.OFFLINE] == codes["ST_OFFLINE"]
+
+
+@pytest.mark.hotpath
+def test_the_dispatcher_fills_every_slot_of_the_selection():
+    """The dispatcher writes the result's __slots__ in C (no Python frame); if a slot is
+    renamed or added it would silently fall back to ``Selection._lazy``."""
+    assert set(_compat.hotpath.SELECTION_SLOTS) == set(Selection.__slots__)

@@ -160,6 +160,11 @@ cdef class Dispatcher:
     cdef Py_ssize_t owners_cap
     cdef uint64_t rng
     cdef int64_t counts[N_COUNTERS]
+    cdef bint direct                    # results built in C at slot_offsets (see find_slots)
+    cdef Py_ssize_t slot_offsets[9]
+    cdef bint find_slots(self, type selection_type) except -1
+    cdef object new_selection(self, node_id, pool_id, preferred_pool, bint fallback_used, token, decode)
+    cdef void put(self, PyObject* obj, int k, object value) noexcept
     cdef int grow(self) except -1
     cdef uint64_t add_entry(self, int32_t slot, int64_t serial, float64_t now) except 0
     cdef void drop_entry(self, Py_ssize_t k) noexcept

@@ -122,6 +122,7 @@ class NodeRegistry:
             self._sessions.attach_compiled(self._dispatch.sessions)
         self._mirror = ManagementMirror(self._fleet, self._metrics)
         self._select_ticks = itertools.count()  # picks the fast-path calls that are timed
+        self._use_flags(flags)
         if flags.use_management_registry:
             with self._locked("init"):
                 self._mirror.resync()
@@ -192,7 +193,20 @@ class NodeRegistry:
         with self._locked("set_flags"):
             if flags.use_management_registry and self._mirror.stale:
                 self._mirror.resync()
-            self._flags = flags
+            self._use_flags(flags)
+
+    def _use_flags(self, flags: MigrationFlags) -> None:
+        """Install ``flags``, and what select_node's shortcut reads from them:
+        ``_direct`` when every job takes the fast path with nothing else to do
+        (extension built, full rollout, no shadow compare)."""
+        self._flags = flags
+        self._bind_sessions = flags.use_session_runtime
+        self._direct = (
+            self._dispatch is not None
+            and flags.use_runtime_snapshot
+            and flags.rollout_percent >= 100
+            and not flags.shadow_compare
+        )
 
     # -- node lifecycle ----------------------------------------------------------------
 
@@ -509,6 +523,13 @@ class NodeRegistry:
 
     def select_node(self, job: JobRequest) -> Selection:
         """Place one job (docs/DESIGN.md §5) and reserve the node picked, if any."""
+        if self._direct and type(job) is JobRequest:  # every job takes the fast path
+            if next(self._select_ticks) % FAST_TIMING_SAMPLE:
+                snap = self._publisher.current
+                if snap is not None and snap.version == self._fleet.topology_version:
+                    return self._dispatch.select(snap, job, self._clock(), bind_session=self._bind_sessions)
+                return self._select_fast(job)
+            return self._select_fast_timed(job)
         _require(job, JobRequest, "job", InvalidRequestError)
         fast_path = self._fast(job)
         if self._flags.shadow_compare:
@@ -516,11 +537,14 @@ class NodeRegistry:
         if fast_path:
             if next(self._select_ticks) % FAST_TIMING_SAMPLE:
                 return self._select_fast(job)
-            start = time.perf_counter()  # one call in FAST_TIMING_SAMPLE is timed
-            selection = self._select_fast(job)
-            self._metrics.observe("select_fast_sampled_s", time.perf_counter() - start)
-            return selection
+            return self._select_fast_timed(job)
         return self._select_legacy(job)
+
+    def _select_fast_timed(self, job: JobRequest) -> Selection:
+        start = time.perf_counter()  # one call in FAST_TIMING_SAMPLE is timed
+        selection = self._select_fast(job)
+        self._metrics.observe("select_fast_sampled_s", time.perf_counter() - start)
+        return selection
 
     select_node_with_types_two_level_excluding_with_breakdown = select_node
 

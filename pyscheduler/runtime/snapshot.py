@@ -33,6 +33,7 @@ __all__ = ["RuntimeSnapshot", "build_snapshot"]
 
 _NF_HAS_GPU = _compat.KERNEL_CODES["NF_HAS_GPU"]
 _NF_PUBLIC = _compat.KERNEL_CODES["NF_PUBLIC"]
+_LOAD_RECORD_BYTES = _compat.KERNEL_CODES["LOAD_RECORD_BYTES"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -60,9 +61,9 @@ class RuntimeSnapshot:
 
     @property
     def nbytes(self) -> int:
-        """Bytes held by this generation's arrays, plus 40 bytes of load record per node."""
+        """Bytes held by this generation's arrays, plus one load record per node."""
         arrays = sum(a.nbytes for a in self.columns.values())
-        return arrays + 40 * self.n_nodes
+        return arrays + _LOAD_RECORD_BYTES * self.n_nodes
 
     @property
     def bytes_per_node(self) -> float:
