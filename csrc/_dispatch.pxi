@@ -26,6 +26,8 @@ cdef extern from "Python.h":
     PyTypeObject PyMemberDescr_Type
     int T_OBJECT_EX
     PyObject* PyType_GenericAlloc(PyTypeObject* tp, Py_ssize_t nitems) except NULL
+    PyObject* PyTuple_New(Py_ssize_t n) except NULL
+    void PyTuple_SET_ITEM(PyObject* t, Py_ssize_t i, PyObject* v)
 
 
 cdef enum:
@@ -39,6 +41,9 @@ cdef enum:
     EXCL_STACK = 64                   # excluded node indices on the stack before malloc
 
 TOKEN_EPOCH_SHIFT_BITS = TOKEN_EPOCH_SHIFT
+# the job's fields a decision reads, in this order (see Dispatcher.job_fields)
+JOB_FIELDS = ("src_lang", "tgt_lang", "types_mask", "public", "preferred_node_id", "tenant_id", "key",
+              "session_id", "exclude_node_ids", "required_types")
 # the selection type's slots the dispatcher fills, in this order (see Dispatcher.new_selection)
 SELECTION_SLOTS = ("_node_id", "_pool_id", "_preferred_pool", "_fallback_used", "_path", "_reservation",
                    "_breakdown", "_attempts", "_decode")
@@ -111,7 +116,7 @@ cdef class Dispatcher:
             self.counts[k] = 0
 
     def __init__(self, LoadTable loads not None, make_selection, decode, type selection_type not None,
-                 uint64_t entropy):
+                 uint64_t entropy, type job_type=None):
         self.loads = loads
         self.make_selection = make_selection
         self.decode = decode
@@ -119,25 +124,48 @@ cdef class Dispatcher:
         self.rng = _mix64(entropy)
         self.epoch = (self.rng >> (64 - TOKEN_EPOCH_BITS)) or 1
         self.rng = _mix64(self.rng + 1)
-        self.direct = self.find_slots(selection_type)
+        self.direct = self.find_offsets(selection_type, SELECTION_SLOTS, self.slot_offsets)
+        self.job_type = job_type
+        self.job_direct = job_type is not None and self.find_offsets(job_type, JOB_FIELDS, self.job_offsets)
 
-    cdef bint find_slots(self, type selection_type) except -1:
-        """Whether results can be built in C: every name of SELECTION_SLOTS is a
-        ``__slots__`` object member of ``selection_type`` (its offset is kept).
-        Otherwise ``make_selection`` builds them."""
+    cdef bint find_offsets(self, type cls, tuple names, Py_ssize_t* offsets) except -1:
+        """Whether every name of ``names`` is a ``__slots__`` object member of
+        ``cls`` allocated by ``object.__new__``; if so, their offsets go to
+        ``offsets``. The dispatcher then reads (jobs) or writes (results)
+        those fields in C instead of through attribute lookups."""
         cdef Py_ssize_t k
         cdef PyMemberDef* member
-        if selection_type.__new__ is not object.__new__ or selection_type.__basicsize__ <= object.__basicsize__:
-            return False  # object.__new__ allocates with PyType_GenericAlloc; anything else: make_selection
-        for k, name in enumerate(SELECTION_SLOTS):
-            descr = selection_type.__dict__.get(name)
+        if cls.__new__ is not object.__new__ or cls.__basicsize__ <= object.__basicsize__:
+            return False  # object.__new__ allocates with PyType_GenericAlloc; anything else: Python
+        for k, name in enumerate(names):
+            descr = cls.__dict__.get(name)
             if descr is None or type(descr) is not <type>&PyMemberDescr_Type:
                 return False
             member = (<PyMemberDescrObject*>descr).d_member
             if member.type != T_OBJECT_EX or member.offset <= 0:
                 return False
-            self.slot_offsets[k] = member.offset
+            offsets[k] = member.offset
         return True
+
+    cdef tuple job_fields(self, job):
+        """The job's JOB_FIELDS, in order: read at their slot offsets when the job
+        is exactly the registered job type, else by attribute lookup."""
+        cdef PyObject* raw
+        cdef PyObject* value
+        cdef Py_ssize_t k
+        cdef tuple out
+        if not (self.job_direct and type(job) is self.job_type):
+            return tuple([getattr(job, name) for name in JOB_FIELDS])
+        raw = PyTuple_New(N_JOB_FIELDS)
+        out = <tuple>raw
+        Py_DECREF(out)  # ``out`` holds the one reference
+        for k in range(N_JOB_FIELDS):
+            value = (<PyObject**>((<char*><PyObject*>job) + self.job_offsets[k]))[0]
+            if value == NULL:  # a slot never set: what getattr would say
+                raise AttributeError(JOB_FIELDS[k])
+            Py_INCREF(<object>value)
+            PyTuple_SET_ITEM(raw, k, value)
+        return out
 
     cdef object new_selection(self, node_id, pool_id, preferred_pool, bint fallback_used, token, decode):
         """A selection with attempts decoded on first read: what
@@ -427,23 +455,24 @@ cdef class Dispatcher:
         cdef int32_t session = -1
         cdef uint64_t key1 = 0, key2 = 0
         cdef object sid = None
-        src = job.src_lang
+        cdef tuple f = self.job_fields(job)  # JOB_FIELDS order
+        src = f[0]
         if src == cs.auto_code:
             j.src = LANG_AUTO
         else:
             v = cs.lang_index.get(src)
             j.src = LANG_UNKNOWN if v is None else <int32_t>v
-        v = cs.lang_index.get(job.tgt_lang)
+        v = cs.lang_index.get(f[1])
         j.tgt = LANG_UNKNOWN if v is None else <int32_t>v
-        j.types = job.types_mask
-        j.public = job.public
-        v = job.preferred_node_id
+        j.types = f[2]
+        j.public = f[3]
+        v = f[4]
         j.preferred = -1
         if v is not None:
             v = cs.node_index.get(v)
             if v is not None:
                 j.preferred = <int32_t>v
-        v = job.tenant_id
+        v = f[5]
         j.tenant_pool = -1
         if v is not None:
             v = cs.tenant_index.get(v)
@@ -451,19 +480,19 @@ cdef class Dispatcher:
                 j.tenant_pool = <int32_t>v
         j.bound_pool = bound_pool
         j.only_pool = only_pool
-        key = job.key
+        key = f[6]
         kb = _utf8(key, &n)
         j.h_key = fnv1a64_bytes(kb, n)
         j.excluded = NULL
         j.n_excluded = 0
         if bind_session and self.sessions is not None:
-            sid = job.session_id
+            sid = f[7]
             if sid is not None:
                 session = self.sessions.touch(sid, now)
                 key1 = self.sessions.slots[session].key
                 key2 = self.sessions.slots[session].key2
-                j.bound_pool = self.bind(cs, session, &j, job)
-        excluded = job.exclude_node_ids
+                j.bound_pool = self.bind(cs, session, &j, f[0], f[1], f[9])
+        excluded = f[8]
         try:
             if excluded:
                 if len(excluded) > EXCL_STACK:
@@ -513,7 +542,7 @@ cdef class Dispatcher:
         key = job.key
         kb = _utf8(key, &n)
         j.h_key = fnv1a64_bytes(kb, n)
-        return self.bind(cs, self.sessions.touch(sid, now), &j, job)
+        return self.bind(cs, self.sessions.touch(sid, now), &j, src, job.tgt_lang, job.required_types)
 
     def note_session_node(self, str session_id not None, str node_id not None):
         """Remember the node a session's last job went to (batch path)."""
@@ -526,7 +555,8 @@ cdef class Dispatcher:
         if h >= 0:
             self.sessions.set_last(self.sessions.index[h], node_id, -1)
 
-    cdef bint unchanged(self, int32_t s, str src, str tgt, int32_t types, job, int64_t generation) except -1:
+    cdef bint unchanged(self, int32_t s, str src, str tgt, int32_t types, required_types,
+                        int64_t generation) except -1:
         """Whether session slot ``s``'s binding stands as it is: the same pair,
         already checked against ``generation``. A new pair drops the binding."""
         cdef SessionTable t = self.sessions
@@ -536,7 +566,7 @@ cdef class Dispatcher:
             e.types = types
             e.pair_key = key
             e.bound_pool = -1
-            t.pairs[s] = (src, tgt, job.required_types)  # for reading only
+            t.pairs[s] = (src, tgt, required_types)  # for reading only
             return False
         return e.checked == generation
 
@@ -572,7 +602,7 @@ cdef class Dispatcher:
         e.checked = generation
         return found
 
-    cdef int32_t bind(self, CompiledSnapshot cs, int32_t s, JobIn* j, job) except -2:
+    cdef int32_t bind(self, CompiledSnapshot cs, int32_t s, JobIn* j, str src, str tgt, required_types) except -2:
         """The bound pool index of session slot ``s`` for this job in ``cs``,
         eligibility read from the compiled language index (-1: none)."""
         cdef SessionTable t = self.sessions
@@ -580,9 +610,7 @@ cdef class Dispatcher:
         cdef int32_t* order = order_stack
         cdef Py_ssize_t n = 0, k, found
         cdef int64_t bound
-        src = job.src_lang
-        tgt = job.tgt_lang
-        if self.unchanged(s, src, tgt, j.types, job, cs.version):
+        if self.unchanged(s, src, tgt, j.types, required_types, cs.version):
             bound = t.slots[s].bound_pool
             if bound < 0:
                 return -1
@@ -631,7 +659,7 @@ cdef class Dispatcher:
         if sid is None:
             return None
         s = t.touch(sid, now)
-        if not self.unchanged(s, job.src_lang, job.tgt_lang, job.types_mask, job, generation):
+        if not self.unchanged(s, job.src_lang, job.tgt_lang, job.types_mask, job.required_types, generation):
             pools = [int(p) for p in eligible()]
             ids = <int64_t*>malloc((len(pools) + 1) * sizeof(int64_t))
             order = <int32_t*>malloc((len(pools) + 1) * sizeof(int32_t))

@@ -118,6 +118,7 @@ class CompiledSnapshot:
 
 TOKEN_EPOCH_SHIFT_BITS: Final[int]  # tokens carry their table's epoch from this bit up (44)
 COUNTER_NAMES: Final[tuple[str, ...]]  # the dispatcher's counters besides failed.<reason>
+JOB_FIELDS: Final[tuple[str, ...]]  # the job fields a decision reads (in C, when the job is job_type)
 SELECTION_SLOTS: Final[tuple[str, ...]]  # the result type's __slots__ the dispatcher writes in C
 
 @final
@@ -156,6 +157,7 @@ class Dispatcher:
         decode: Callable[[object, bytes, bool, bool], tuple[tuple[object, ...], object]] | None,
         selection_type: type,
         entropy: int,
+        job_type: type | None = None,
     ) -> None: ...
     def configure_sessions(
         self, max_sessions: int, idle_ttl_s: float, on_rebind: Callable[[str, int, str, str], object]

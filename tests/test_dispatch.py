@@ -350,3 +350,21 @@ def test_the_dispatcher_fills_every_slot_of_the_selection():
     """The dispatcher writes the result's __slots__ in C (no Python frame); if a slot is
     renamed or added it would silently fall back to ``Selection._lazy``."""
     assert set(_compat.hotpath.SELECTION_SLOTS) == set(Selection.__slots__)
+
+
+@pytest.mark.hotpath
+def test_the_dispatcher_reads_job_fields_in_c_and_anything_else_by_name():
+    """Fields of a JobRequest are read at their slot offsets; a subclass (or any
+    object with the same attributes) is read by attribute lookup, with the same
+    decision."""
+    assert set(_compat.hotpath.JOB_FIELDS) <= set(JobRequest.__slots__)
+
+    class Job(JobRequest):
+        __slots__ = ()
+
+    reg = make_registry([node_info("a"), node_info("b")], pools=[pool(1, ["en", "zh"])],
+                        flags=MigrationFlags.all_on())
+    plain = reg.select_node(JobRequest("en", "zh", session_id="s1"))
+    reg.release(plain)
+    sub = reg.select_node(Job("en", "zh", session_id="s1"))
+    assert sub.decision() == plain.decision() and sub.path == "fast"

@@ -21,6 +21,7 @@ cdef enum:
     C_STARTED = 20                    # decisions begun / finished (a decision in flight may
     C_FINISHED = 21                   # hold a reservation it has not counted yet)
     N_COUNTERS = 22
+    N_JOB_FIELDS = 10                 # len(JOB_FIELDS)
 
 
 cdef struct Reservation:
@@ -160,9 +161,13 @@ cdef class Dispatcher:
     cdef Py_ssize_t owners_cap
     cdef uint64_t rng
     cdef int64_t counts[N_COUNTERS]
-    cdef bint direct                    # results built in C at slot_offsets (see find_slots)
+    cdef bint direct                    # results built in C at slot_offsets (see find_offsets)
     cdef Py_ssize_t slot_offsets[9]
-    cdef bint find_slots(self, type selection_type) except -1
+    cdef object job_type
+    cdef bint job_direct                # job fields read at job_offsets
+    cdef Py_ssize_t job_offsets[N_JOB_FIELDS]
+    cdef bint find_offsets(self, type cls, tuple names, Py_ssize_t* offsets) except -1
+    cdef tuple job_fields(self, job)
     cdef object new_selection(self, node_id, pool_id, preferred_pool, bint fallback_used, token, decode)
     cdef void put(self, PyObject* obj, int k, object value) noexcept
     cdef int grow(self) except -1
@@ -172,9 +177,10 @@ cdef class Dispatcher:
     cdef bint owned(self, int32_t slot, int64_t serial) noexcept
     cdef object decide(self, snapshot, CompiledSnapshot cs, job, float64_t now, int32_t bound_pool,
                        int32_t only_pool, bint bind_session)
-    cdef bint unchanged(self, int32_t s, str src, str tgt, int32_t types, job, int64_t generation) except -1
+    cdef bint unchanged(self, int32_t s, str src, str tgt, int32_t types, required_types,
+                        int64_t generation) except -1
     cdef Py_ssize_t settle(self, int32_t s, const int32_t* order, Py_ssize_t n, const int64_t* pool_ids,
                            uint64_t h_key, bint affinity, uint64_t seed, str src, str tgt,
                            int64_t generation) except -2
-    cdef int32_t bind(self, CompiledSnapshot cs, int32_t s, JobIn* j, job) except -2
+    cdef int32_t bind(self, CompiledSnapshot cs, int32_t s, JobIn* j, str src, str tgt, required_types) except -2
     cdef object finish(self, snapshot, CompiledSnapshot cs, const JobOut* out, bytes records, float64_t now)

@@ -186,7 +186,9 @@ def new_dispatcher(loads: Any) -> Any:
     counters it keeps. Its token epoch is drawn at random here."""
     if not _compat.HAVE_HOTPATH:
         raise FastPathUnavailable("the fast path needs pyscheduler._hotpath (not built or disabled)")
-    return _compat.hotpath.Dispatcher(loads, Selection._lazy, decode_records, Selection, secrets.randbits(64))
+    return _compat.hotpath.Dispatcher(
+        loads, Selection._lazy, decode_records, Selection, secrets.randbits(64), job_type=JobRequest
+    )
 
 
 def decode_records(
