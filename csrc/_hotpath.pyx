@@ -728,8 +728,10 @@ cdef class CompiledSnapshot:
                 return True
         return has_bit(langs, src) and has_bit(langs, tgt)
 
-    cdef int check_node(self, Py_ssize_t i, NodeLoad* rec, const JobIn* job, float64_t now) noexcept nogil:
-        """The first check node ``i`` (its load record ``rec``) fails, in DESIGN §5 order, or R_OK."""
+    cdef int check_node(self, Py_ssize_t i, NodeLoad* rec, const JobIn* job, float64_t now,
+                        int32_t* load) noexcept nogil:
+        """The first check node ``i`` (its load record ``rec``) fails, in DESIGN §5 order, or R_OK;
+        past the language checks, ``load`` receives running + reserved as read."""
         cdef uint8_t flags = self.node_flags[i]
         cdef int32_t types = job.types
         cdef Py_ssize_t w
@@ -764,7 +766,8 @@ cdef class CompiledSnapshot:
             return R_LANG_PAIR_UNSUPPORTED
         if types & TTS_BIT and (job.tgt < 0 or not has_bit(&self.tts_bits[i * self.words], job.tgt)):
             return R_TTS_LANG_UNSUPPORTED
-        if node_load(rec) >= self.max_jobs[i]:
+        load[0] = node_load(rec)
+        if load[0] >= self.max_jobs[i]:
             return R_CAPACITY_EXCEEDED
         limit = self.threshold
         if (rec.cpu_usage >= limit or rec.memory_usage >= limit
@@ -775,7 +778,7 @@ cdef class CompiledSnapshot:
     # -- stages 3-4: one pool's window and checks --------------------------------------
 
     cdef int scan(self, Py_ssize_t pool, const JobIn* job, float64_t now, IntBuf* att,
-                  int32_t* survivors, Py_ssize_t* n_survivors) noexcept nogil:
+                  Survivors* surv, Py_ssize_t* n_survivors) noexcept nogil:
         """Check the window of ``pool`` (-1: every node); append its attempt record
         to ``att`` and its survivors to ``survivors``. -1 when out of memory.
 
@@ -787,6 +790,7 @@ cdef class CompiledSnapshot:
         cdef int32_t nodes[SCAN_CHUNK]
         cdef NodeLoad* loads[SCAN_CHUNK]
         cdef int reason
+        cdef int32_t load = 0
         if pool >= 0:
             lo = self.mem_ptr[pool]
             n = self.mem_ptr[pool + 1] - lo
@@ -816,9 +820,11 @@ cdef class CompiledSnapshot:
                 if j == n:
                     j = 0
             for k in range(m):
-                reason = self.check_node(nodes[k], loads[k], job, now)
+                reason = self.check_node(nodes[k], loads[k], job, now, &load)
                 if reason == R_OK:
-                    survivors[n_survivors[0]] = nodes[k]
+                    surv.node[n_survivors[0]] = nodes[k]
+                    surv.load[n_survivors[0]] = load
+                    surv.cap[n_survivors[0]] = self.max_jobs[nodes[k]]
                     n_survivors[0] += 1
                 else:
                     rec[ATT_COUNTS + reason] += 1
@@ -827,18 +833,17 @@ cdef class CompiledSnapshot:
 
     # -- stage 5: pick ----------------------------------------------------------------
 
-    cdef Py_ssize_t pick(self, const int32_t* survivors, Py_ssize_t n, const JobIn* job) noexcept nogil:
-        """Index in ``survivors`` of the node to take: the preferred node if it
+    cdef Py_ssize_t pick(self, const Survivors* surv, Py_ssize_t n, const JobIn* job) noexcept nogil:
+        """Index in ``surv`` of the node to take: the preferred node if it
         survived; else the lowest (running+reserved)/max by cross-multiplication,
         then the fewest jobs, then the lowest FNV-1a-64(key + node_id), then the
-        lowest index (= node id order).
+        lowest index (= node id order). Loads are as the scan read them.
 
         Two passes: the best (load, max) first, then the tiebreak hash of the
         nodes that tie with it only, four hashes at a time (idle nodes all tie,
         and one hash is a chain of dependent multiplications: interleaving four
         chains hides their latency)."""
         cdef Py_ssize_t k, best = 0, n_tied = 0, t
-        cdef int32_t s, b
         cdef int64_t ls, lb, ms, mb
         cdef int32_t tied[4]
         cdef uint64_t hashes[4]
@@ -847,37 +852,31 @@ cdef class CompiledSnapshot:
         if n <= 0:
             return -1
         for k in range(n):
-            if survivors[k] == job.preferred:
+            if surv.node[k] == job.preferred:
                 return k
-        b = survivors[0]
-        lb = node_load(self.loads.at(self.slot[b]))
-        mb = self.max_jobs[b]
+        lb = surv.load[0]
+        mb = surv.cap[0]
         for k in range(1, n):
-            s = survivors[k]
-            ls = node_load(self.loads.at(self.slot[s]))
-            ms = self.max_jobs[s]
+            ls = surv.load[k]
+            ms = surv.cap[k]
             if ls * mb < lb * ms or (ls * mb == lb * ms and ls < lb):
                 best, lb, mb = k, ls, ms
-        # the nodes tied with the best; a load that moved since (a concurrent
-        # reservation) just leaves that node out of the tie
-        for k in range(n):
-            s = survivors[k]
-            ls = node_load(self.loads.at(self.slot[s]))
-            ms = self.max_jobs[s]
-            if ls != lb or ls * mb != lb * ms:
+        for k in range(n):  # the nodes tied with the best
+            ls = surv.load[k]
+            if ls != lb or ls * mb != lb * surv.cap[k]:
                 continue
             tied[n_tied] = <int32_t>k
             n_tied += 1
             if n_tied == 4:
-                self.tiebreak4(survivors, tied, 4, job.h_key, hashes)
-                for t in range(4):
-                    if not have_best or self.before(hashes[t], survivors[tied[t]], h_best, survivors[best]):
+                self.tiebreak4(surv.node, tied, n_tied, job.h_key, hashes)
+                for t in range(n_tied):
+                    if not have_best or self.before(hashes[t], surv.node[tied[t]], h_best, surv.node[best]):
                         best, h_best, have_best = tied[t], hashes[t], True
                 n_tied = 0
         if n_tied:
-            self.tiebreak4(survivors, tied, n_tied, job.h_key, hashes)
+            self.tiebreak4(surv.node, tied, n_tied, job.h_key, hashes)
             for t in range(n_tied):
-                if not have_best or self.before(hashes[t], survivors[tied[t]], h_best, survivors[best]):
+                if not have_best or self.before(hashes[t], surv.node[tied[t]], h_best, surv.node[best]):
                     best, h_best, have_best = tied[t], hashes[t], True
         return best
 
@@ -916,18 +915,26 @@ cdef class CompiledSnapshot:
 
     # -- the whole selection ------------------------------------------------------------
 
+    cdef inline Py_ssize_t scratch_ints(self) noexcept nogil:
+        """Ints of ``scratch`` select_job needs: the pool order, then the
+        survivors with their load and capacity (three arrays of n_nodes)."""
+        return self.n_pools + 3 * self.n_nodes + 1
+
     cdef int select_job(self, const JobIn* job, float64_t now, IntBuf* att, int32_t* scratch,
                         JobOut* out, bint reserve_node) noexcept nogil:
         """Stages 1-6 for one job (stage 6 only when ``reserve_node``). ``scratch``
         holds n_pools + n_nodes ints. Returns -1 when out of memory, else 0 with
         ``out`` filled."""
         cdef int32_t* order = scratch
-        cdef int32_t* survivors = scratch + self.n_pools
+        cdef Survivors surv
         cdef int32_t* rec
         cdef int reason
         cdef Py_ssize_t n_order, n_surv = 0, start = 0, a, k, p
         cdef unsigned char seed_le[8]
         cdef uint64_t h
+        surv.node = scratch + self.n_pools
+        surv.load = surv.node + self.n_nodes
+        surv.cap = surv.load + self.n_nodes
         out.node = -1
         out.picked = -1
         out.n_attempts = 0
@@ -981,16 +988,18 @@ cdef class CompiledSnapshot:
                     rec[ATT_POOL] = order[a]
                     rec[ATT_TOTAL] = ATT_SKIPPED - reason
                     continue
-            if self.scan(order[a], job, now, att, survivors, &n_surv) < 0:
+            if self.scan(order[a], job, now, att, &surv, &n_surv) < 0:
                 return -1
             while n_surv > 0:  # stage 6: reserve; a lost race tries the next survivor
-                k = self.pick(survivors, n_surv, job)
-                if not reserve_node or reserve(self.loads.at(self.slot[survivors[k]]), self.max_jobs[survivors[k]]):
-                    out.node = survivors[k]
+                k = self.pick(&surv, n_surv, job)
+                if not reserve_node or reserve(self.loads.at(self.slot[surv.node[k]]), surv.cap[k]):
+                    out.node = surv.node[k]
                     out.picked = <int32_t>a
                     return 0
                 n_surv -= 1
-                survivors[k] = survivors[n_surv]
+                surv.node[k] = surv.node[n_surv]
+                surv.load[k] = surv.load[n_surv]
+                surv.cap[k] = surv.cap[n_surv]
         return 0
 
     # -- Python entry points ------------------------------------------------------------
@@ -1052,8 +1061,8 @@ cdef class CompiledSnapshot:
         att.size = 0
         att.capacity = -ATT_STACK  # negative: data is on the stack (see buf_push)
         scratch = scratch_stack
-        if self.n_pools + self.n_nodes + 1 > SCRATCH_STACK:
-            scratch = <int32_t*>malloc((self.n_pools + self.n_nodes + 1) * sizeof(int32_t))
+        if self.scratch_ints() > SCRATCH_STACK:
+            scratch = <int32_t*>malloc(self.scratch_ints() * sizeof(int32_t))
             if scratch == NULL:
                 raise MemoryError()
         with nogil:
@@ -1101,7 +1110,7 @@ cdef class CompiledSnapshot:
         att.data = NULL
         att.size = 0
         att.capacity = 0
-        scratch = <int32_t*>malloc((self.n_pools + self.n_nodes + 1) * sizeof(int32_t))
+        scratch = <int32_t*>malloc(self.scratch_ints() * sizeof(int32_t))
         if scratch == NULL:
             raise MemoryError()
         with nogil:

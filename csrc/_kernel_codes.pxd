@@ -106,6 +106,14 @@ cdef struct JobOut:
     int32_t empty_reason     # R_NO_ELIGIBLE_POOL when nothing could be tried, else -1
 
 
+cdef struct Survivors:
+    # The nodes of one window that passed every check, with what the scan read
+    # (three arrays of up to n_nodes, in the caller's scratch).
+    int32_t* node            # node index
+    int32_t* load            # running + reserved
+    int32_t* cap             # max_concurrent_jobs
+
+
 cdef struct IntBuf:
     # A growable int32 buffer (malloc/realloc; usable without the GIL).
     int32_t* data

@@ -5,7 +5,7 @@
 cimport cython
 from cpython.ref cimport PyObject
 
-from _kernel_codes cimport IntBuf, JobIn, JobOut, NodeLoad
+from _kernel_codes cimport IntBuf, JobIn, JobOut, NodeLoad, Survivors
 from _types cimport float64_t, int32_t, int64_t, uint8_t, uint32_t, uint64_t
 
 
@@ -103,15 +103,17 @@ cdef class CompiledSnapshot:
     cdef bint services_match(self, Py_ssize_t p, int32_t types) noexcept nogil
     cdef Py_ssize_t eligible(self, const JobIn* job, int32_t* out) noexcept nogil
     cdef bint serves_nmt(self, Py_ssize_t i, int32_t src, int32_t tgt) noexcept nogil
-    cdef int check_node(self, Py_ssize_t i, NodeLoad* rec, const JobIn* job, float64_t now) noexcept nogil
+    cdef int check_node(self, Py_ssize_t i, NodeLoad* rec, const JobIn* job, float64_t now,
+                        int32_t* load) noexcept nogil
     cdef int scan(self, Py_ssize_t pool, const JobIn* job, float64_t now, IntBuf* att,
-                  int32_t* survivors, Py_ssize_t* n_survivors) noexcept nogil
-    cdef Py_ssize_t pick(self, const int32_t* survivors, Py_ssize_t n, const JobIn* job) noexcept nogil
+                  Survivors* surv, Py_ssize_t* n_survivors) noexcept nogil
+    cdef Py_ssize_t pick(self, const Survivors* surv, Py_ssize_t n, const JobIn* job) noexcept nogil
     cdef bint before(self, uint64_t h, int32_t node, uint64_t h_other, int32_t other) noexcept nogil
     cdef void tiebreak4(self, const int32_t* survivors, const int32_t* tied, Py_ssize_t m,
                         uint64_t h_key, uint64_t* out) noexcept nogil
     cdef int cover_pools(self) except -1
     cdef int cannot_serve(self, Py_ssize_t p, const JobIn* job) noexcept nogil
+    cdef Py_ssize_t scratch_ints(self) noexcept nogil
     cdef int select_job(self, const JobIn* job, float64_t now, IntBuf* att, int32_t* scratch,
                         JobOut* out, bint reserve_node) noexcept nogil
     cdef bytes run(self, const JobIn* job, float64_t now, JobOut* out, bint reserve_node)
