@@ -715,6 +715,8 @@ cdef class CompiledSnapshot:
             return count >= 2
         if src < 0 or src == tgt:
             return False
+        if has_bit(langs, src) and has_bit(langs, tgt):
+            return True  # both in nmt_languages: no need to search the pairs
         code = src * <int32_t>self.n_langs + tgt
         lo = self.pair_ptr[i]
         hi = self.pair_ptr[i + 1]
@@ -726,7 +728,7 @@ cdef class CompiledSnapshot:
                 hi = mid
             else:
                 return True
-        return has_bit(langs, src) and has_bit(langs, tgt)
+        return False
 
     cdef int check_node(self, Py_ssize_t i, NodeLoad* rec, const JobIn* job, float64_t now,
                         int32_t* load) noexcept nogil:
