@@ -917,6 +917,30 @@ cdef class CompiledSnapshot:
 
     # -- the whole selection ------------------------------------------------------------
 
+    cdef Py_ssize_t skip(self, IntBuf* att, int32_t pool, int reason, Py_ssize_t run) noexcept nogil:
+        """Record ``pool`` as skipped for ``reason``. ``run`` is the offset in
+        ``att`` of the skip record just written (-1: none): a pool that follows
+        its last pool by index, for the same reason, extends it (the fallback
+        ring skips whole runs of pools). Returns the offset of the record now
+        open, or -2 when out of memory.
+
+        A skip record: pool index of the run's first pool, ATT_TOTAL =
+        ATT_SKIPPED - reason, and the run's length in the first count."""
+        cdef int32_t* rec
+        if run >= 0:
+            rec = &att.data[run]
+            if (rec[ATT_TOTAL] == ATT_SKIPPED - reason
+                    and (rec[ATT_POOL] + rec[ATT_COUNTS]) % <int32_t>self.n_pools == pool):
+                rec[ATT_COUNTS] += 1
+                return run
+        rec = buf_push(att, ATT_WIDTH)
+        if rec == NULL:
+            return -2
+        rec[ATT_POOL] = pool
+        rec[ATT_TOTAL] = ATT_SKIPPED - reason
+        rec[ATT_COUNTS] = 1
+        return att.size - ATT_WIDTH
+
     cdef inline Py_ssize_t scratch_ints(self) noexcept nogil:
         """Ints of ``scratch`` select_job needs: the pool order, then the
         survivors with their load and capacity (three arrays of n_nodes)."""
@@ -929,9 +953,9 @@ cdef class CompiledSnapshot:
         ``out`` filled."""
         cdef int32_t* order = scratch
         cdef Survivors surv
-        cdef int32_t* rec
         cdef int reason
         cdef Py_ssize_t n_order, n_surv = 0, start = 0, a, k, p
+        cdef Py_ssize_t first = att.size, run = -1
         cdef unsigned char seed_le[8]
         cdef uint64_t h
         surv.node = scratch + self.n_pools
@@ -984,19 +1008,18 @@ cdef class CompiledSnapshot:
                 # pool whose coverage cannot serve the job is listed, not scanned
                 reason = self.cannot_serve(order[a], job)
                 if reason != R_OK:
-                    rec = buf_push(att, ATT_WIDTH)
-                    if rec == NULL:
+                    run = self.skip(att, order[a], reason, run)
+                    if run == -2:
                         return -1
-                    rec[ATT_POOL] = order[a]
-                    rec[ATT_TOTAL] = ATT_SKIPPED - reason
                     continue
+            run = -1
             if self.scan(order[a], job, now, att, &surv, &n_surv) < 0:
                 return -1
             while n_surv > 0:  # stage 6: reserve; a lost race tries the next survivor
                 k = self.pick(&surv, n_surv, job)
                 if not reserve_node or reserve(self.loads.at(self.slot[surv.node[k]]), surv.cap[k]):
                     out.node = surv.node[k]
-                    out.picked = <int32_t>a
+                    out.picked = <int32_t>((att.size - first) // ATT_WIDTH - 1)  # its record, the last
                     return 0
                 n_surv -= 1
                 surv.node[k] = surv.node[n_surv]

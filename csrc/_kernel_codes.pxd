@@ -51,8 +51,10 @@ cdef enum:
     ATT_TOTAL = 1
     ATT_COUNTS = 2
     ATT_WIDTH = 14
-    # ATT_TOTAL of a pool skipped because its coverage proves no member can
-    # pass reason r's check: ATT_SKIPPED - r (always negative); its counts are 0
+    # ATT_TOTAL of a run of pools skipped because their coverage proves no
+    # member can pass reason r's check: ATT_SKIPPED - r (always negative); the
+    # record's pool is the run's first, its first count the run's length (the
+    # pools follow by index, wrapping), the other counts are 0
     ATT_SKIPPED = -1
 
 # The coverage bitsets of a pool, in this order (``words`` words each).
@@ -100,7 +102,7 @@ cdef struct JobIn:
 cdef struct JobOut:
     int32_t node             # node index picked, or -1
     int32_t picked           # attempt number the node came from, or -1
-    int32_t n_attempts       # attempts written for this job
+    int32_t n_attempts       # pools tried for this job (scanned or skipped)
     int32_t preferred_pool   # pool index tried first; -1 single-level / none
     int32_t fallback         # 1 if every pool was used because none was eligible
     int32_t empty_reason     # R_NO_ELIGIBLE_POOL when nothing could be tried, else -1

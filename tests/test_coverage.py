@@ -115,3 +115,20 @@ def test_a_proven_reason_is_a_static_check_and_empty_pools_are_never_proven(cov,
     if reason is not None:
         static = CHECK_REASONS[CHECK_REASONS.index(Reason.GPU_UNAVAILABLE):CHECK_REASONS.index(Reason.CAPACITY_EXCEEDED)]
         assert reason in static
+
+
+@pytest.mark.hotpath
+@pytest.mark.parametrize("key", [f"session-{k}" for k in range(12)])
+def test_runs_of_skipped_pools_wrap_around_the_ring(key):
+    """With affinity the fallback ring starts anywhere and wraps: the fast path
+    records runs of skipped pools and must list exactly the legacy path's pools."""
+    pools = [pool(i, ["en", lang]) for i, lang in enumerate(["zh", "ja", "ko", "it", "es", "pt", "ru", "ar"], 1)]
+    nodes = [node_info(f"n{i}", ["en", p.languages[1]], has_gpu=i % 3 != 0) for i, p in enumerate(pools)]
+    regs = [make_registry(nodes, pools=pools, flags=f, enable_session_affinity=True)
+            for f in (MigrationFlags.legacy(), MigrationFlags.all_on())]
+    for job in (JobRequest("fr", "de", routing_key=key), JobRequest("en", "fr", routing_key=key),
+                JobRequest("auto", "de", routing_key=key, required_types=ServiceType.NMT)):
+        a, b = (reg.select_node(job) for reg in regs)
+        assert a.decision() == b.decision() and a.attempts == b.attempts, (a.explain(), b.explain())
+        assert len(a.attempts) == len(pools) and a.attempts[0].skipped is None
+        assert {x.pool_id for x in a.attempts} == {p.pool_id for p in pools}

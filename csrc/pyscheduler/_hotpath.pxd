@@ -113,6 +113,7 @@ cdef class CompiledSnapshot:
                         uint64_t h_key, uint64_t* out) noexcept nogil
     cdef int cover_pools(self) except -1
     cdef int cannot_serve(self, Py_ssize_t p, const JobIn* job) noexcept nogil
+    cdef Py_ssize_t skip(self, IntBuf* att, int32_t pool, int reason, Py_ssize_t run) noexcept nogil
     cdef Py_ssize_t scratch_ints(self) noexcept nogil
     cdef int select_job(self, const JobIn* job, float64_t now, IntBuf* att, int32_t* scratch,
                         JobOut* out, bint reserve_node) noexcept nogil

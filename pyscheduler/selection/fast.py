@@ -96,7 +96,7 @@ class KernelAnswer(NamedTuple):
     preferred: int  # the preferred pool (index in ``snapshot.pool_ids``)
     fallback_used: bool  # more than the preferred pool was tried
     empty_reason: int  # the kernel's code for "nothing examined" (e.g. no eligible pool)
-    records: bytes  # one attempt record per pool tried (``ATTEMPT_WIDTH`` int32 each)
+    records: bytes  # one attempt record per pool scanned or run of pools skipped (``ATTEMPT_WIDTH`` int32 each)
 
 
 def run_kernel(
@@ -168,9 +168,11 @@ def _decode(snapshot: RuntimeSnapshot, records: bytes, picked: bool) -> tuple[tu
     attempts = []
     for base in range(0, len(recs), ATTEMPT_WIDTH):
         pool, total = recs[base], recs[base + _ATT_TOTAL]
-        if total < 0:  # a pool listed, not scanned: its coverage cannot serve the job
-            skipped = CHECK_REASONS[_ATT_SKIPPED - total]
-            attempts.append(Attempt(snapshot.pool_ids[pool], snapshot.pool_names[pool], Breakdown(), skipped))
+        if total < 0:  # a run of pools listed, not scanned: their coverage cannot serve the job
+            skipped, n_pools = CHECK_REASONS[_ATT_SKIPPED - total], len(snapshot.pool_ids)
+            for p in range(pool, pool + recs[base + _ATT_COUNTS]):
+                p %= n_pools
+                attempts.append(Attempt(snapshot.pool_ids[p], snapshot.pool_names[p], Breakdown(), skipped))
             continue
         breakdown = Breakdown(recs[base + _ATT_COUNTS:base + ATTEMPT_WIDTH], total)
         if pool >= 0:
