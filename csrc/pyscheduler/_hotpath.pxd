@@ -155,12 +155,14 @@ cdef class Dispatcher:
     cdef uint64_t add_entry(self, int32_t slot, int64_t serial, float64_t now) except 0
     cdef void drop_entry(self, Py_ssize_t k) noexcept
     cdef Py_ssize_t find(self, uint64_t token) noexcept
+    cdef int end_token(self, uint64_t token, bint commit) noexcept
     cdef bint owned(self, int32_t slot, int64_t serial) noexcept
     cdef object decide(self, snapshot, CompiledSnapshot cs, job, float64_t now, int32_t bound_pool,
                        int32_t only_pool, bint bind_session)
-    cdef bint unchanged(self, int32_t s, str src, str tgt, int32_t types, job, int64_t generation) except -1
+    cdef bint unchanged(self, int32_t s, str src, str tgt, int32_t types, object required,
+                        int64_t generation) except -1
     cdef Py_ssize_t settle(self, int32_t s, const int32_t* order, Py_ssize_t n, const int64_t* pool_ids,
                            uint64_t h_key, bint affinity, uint64_t seed, str src, str tgt,
                            int64_t generation) except -2
-    cdef int32_t bind(self, CompiledSnapshot cs, int32_t s, JobIn* j, job) except -2
+    cdef int32_t bind(self, CompiledSnapshot cs, int32_t s, JobIn* j, str src, str tgt, object required) except -2
     cdef object finish(self, snapshot, CompiledSnapshot cs, const JobOut* out, bytes records, float64_t now)
