@@ -378,3 +378,38 @@ def test_two_threads_batching_keep_tokens_counts_and_sessions_exact():
     assert reg.verify_consistency() == []
     assert reg.release_batch([t for h in held for t in h]).all()
     assert sum(reg.get_node(n).reserved_jobs for n in node_ids) == 0
+
+
+_BAD_OR_GOOD = {
+    "src_lang": ["en", "zh", "auto", "ZH", "", 5, None, "e n"],
+    "tgt_lang": ["zh", "en", "auto", "", 1.5],
+    "required_types": [ServiceType.NMT, 7, 0, True, "asr", ["asr", "nmt"], -1],
+    "session_id": [None, "s1", "", 3, "x" * 300],
+    "tenant_id": [None, "t1", " ", b"t"],
+    "routing_key": [None, "k", "\ud800", "r" * 100_000],
+    "exclude_node_ids": [frozenset(), frozenset({"n1"}), ["n1", "n2"], "n1", [""], None],
+    "public": [True, False, 1, "yes"],
+    "preferred_node_id": [None, "n1", 0],
+}
+
+
+@given(st.data())
+def test_job_columns_fail_at_the_first_bad_row_as_job_request_does(data):
+    n = data.draw(st.integers(1, 6))
+    columns = {name: data.draw(st.lists(st.sampled_from(values), min_size=n, max_size=n))
+               for name, values in _BAD_OR_GOOD.items()}
+    expected = None
+    for i in range(n):
+        try:
+            JobRequest(**{name: col[i] for name, col in columns.items() if col[i] is not None or name != "exclude_node_ids"})
+        except InvalidRequestError as exc:
+            expected = (type(exc), f"JobColumns row {i}: {exc}")
+            break
+    if expected is None:
+        cols = JobColumns(**columns)
+        assert list(cols) == [JobRequest(**{k: c[i] for k, c in columns.items() if c[i] is not None or k != "exclude_node_ids"})
+                              for i in range(n)]
+        return
+    with pytest.raises(InvalidRequestError) as caught:
+        JobColumns(**columns)
+    assert (type(caught.value), str(caught.value)) == expected

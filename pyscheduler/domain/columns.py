@@ -9,9 +9,11 @@ message, and nothing is made. Row ``i`` places exactly as
 ``JobColumns.row(i)`` — a ``JobRequest`` — would.
 
 A column is a sequence with one entry per job, or a single value for every
-job (a ``str`` is a single value; so is a ``ServiceType`` or a ``bool``).
-``exclude_node_ids`` takes one set of node ids per job, or ``None`` (no
-exclusions anywhere).
+job (a ``str`` is a single value; so is a ``ServiceType``, an ``int`` or a
+``bool``; a list is always one entry per job, so a ``required_types`` shared
+by every job is given as a ``ServiceType``, not as a list of names).
+``exclude_node_ids`` takes one set of node ids per job (``None`` in a row:
+none), or ``None`` (no exclusions anywhere).
 """
 
 from __future__ import annotations
@@ -19,8 +21,11 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from ._validate import check_bool, check_optional_id, check_text
 from .errors import InvalidRequestError
-from .model import CORE_TYPES, JobRequest, ServiceType
+from .languages import normalize_lang
+from .limits import MAX_ROUTING_KEY_LENGTH
+from .model import CORE_TYPES, JobRequest, ServiceType, _checked_excluded, parse_service_types
 
 __all__ = ["JobColumns"]
 
@@ -36,6 +41,53 @@ _FIELDS = (
     "preferred_node_id",
 )
 _NO_EXCLUSIONS: frozenset[str] = frozenset()
+_APART = frozenset({str, type(None)})  # values of these types equal only values of the same type
+
+
+def _checked_column(values: list[Any], check: Any) -> tuple[list[Any], int | None]:
+    """``check`` applied to every value, each distinct value once: the checked
+    column, and the first row whose value fails (None: none fails). Values are
+    told apart by type too (``1``, ``1.0`` and ``True`` are checked apart)."""
+    try:
+        kinds = set(map(type, values))
+        if len(kinds) <= 1 or kinds <= _APART:  # no two values of different types compare equal
+            keys = values
+            distinct = dict.fromkeys(values)
+            failed = set()
+            for value in distinct:
+                try:
+                    distinct[value] = check(value)
+                except InvalidRequestError:
+                    failed.add(value)
+            if failed:
+                return [], next(i for i, value in enumerate(values) if value in failed)
+            return [distinct[value] for value in values], None
+        keys = list(zip(map(type, values), values))
+        distinct = dict.fromkeys(keys)
+    except TypeError:  # an unhashable value: check row by row
+        checked = []
+        for i, value in enumerate(values):
+            try:
+                checked.append(check(value))
+            except InvalidRequestError:
+                return [], i
+        return checked, None
+    failed = set()
+    for key in distinct:
+        try:
+            distinct[key] = check(key[1])
+        except InvalidRequestError:
+            failed.add(key)
+    if failed:
+        return [], next(i for i, key in enumerate(keys) if key in failed)
+    return [distinct[key] for key in keys], None
+
+
+def _required_types(value: Any) -> ServiceType:
+    types = parse_service_types(value, "JobRequest.required_types", InvalidRequestError)
+    if not types:
+        raise InvalidRequestError("JobRequest.required_types must name at least one service type")
+    return types
 
 
 def _is_single(value: Any) -> bool:
@@ -106,50 +158,49 @@ class JobColumns(Sequence[JobRequest]):
                 )
         cols = {name: (col if col is not None else [given[name]] * n) for name, col in lists.items()}
         excl = excl_list if excl_list is not None else [_NO_EXCLUSIONS] * n
-        # validate each row by JobRequest's own rules; the distinct values of the
-        # repetitive columns (languages, types) are checked once each
-        src_out: list[str] = [""] * n
-        tgt_out: list[str] = [""] * n
-        types_out: list[ServiceType] = [CORE_TYPES] * n
+        # validate by JobRequest's own rules, column by column, each distinct value
+        # once (languages, types, tenants, sessions repeat); the first bad row is
+        # then rebuilt as a JobRequest, which raises exactly its own error
+        err = InvalidRequestError
+        checks = {
+            "src_lang": lambda v: normalize_lang(v, "JobRequest.src_lang", err, allow_auto=True),
+            "tgt_lang": lambda v: normalize_lang(v, "JobRequest.tgt_lang", err),
+            "required_types": _required_types,
+            "session_id": lambda v: check_optional_id(v, "JobRequest.session_id", err),
+            "tenant_id": lambda v: check_optional_id(v, "JobRequest.tenant_id", err),
+            "routing_key": lambda v: v if v is None else check_text(
+                v, "JobRequest.routing_key", err, max_length=MAX_ROUTING_KEY_LENGTH),
+            "public": lambda v: check_bool(v, "JobRequest.public", err),
+            "preferred_node_id": lambda v: check_optional_id(v, "JobRequest.preferred_node_id", err),
+        }
+        out: dict[str, list[Any]] = {}
+        bad_rows = []
+        for name, check in checks.items():
+            out[name], bad = _checked_column(cols[name], check)
+            if bad is not None:
+                bad_rows.append(bad)
         excl_out: list[frozenset[str]] = [_NO_EXCLUSIONS] * n
-        keys: list[str] = [""] * n
-        session_out: list[str | None] = [None] * n
-        tenant_out: list[str | None] = [None] * n
-        routing_out: list[str | None] = [None] * n
-        public_out: list[bool] = [True] * n
-        preferred_out: list[str | None] = [None] * n
-        seen: dict[tuple[Any, ...], JobRequest] = {}
-        session, tenant, routing = cols["session_id"], cols["tenant_id"], cols["routing_key"]
-        public_col, preferred = cols["public"], cols["preferred_node_id"]
-        for i in range(n):
-            row_excl = excl[i]
-            if row_excl is None:
-                row_excl = _NO_EXCLUSIONS
+        for i, row_excl in enumerate(excl):
+            if row_excl is not None and not (type(row_excl) is frozenset and not row_excl):
+                try:
+                    excl_out[i] = _checked_excluded(row_excl)
+                except InvalidRequestError:
+                    bad_rows.append(i)
+                    break
+        if bad_rows:
+            i = min(bad_rows)
             try:
-                shape = (cols["src_lang"][i], cols["tgt_lang"][i], cols["required_types"][i])
-                base = seen.get(shape) if all(type(v) in (str, ServiceType, int) for v in shape) else None
-                if base is None:
-                    base = JobRequest(*shape)
-                    if all(type(v) in (str, ServiceType, int) for v in shape):
-                        seen[shape] = base
-                if (session[i] is None and tenant[i] is None and routing[i] is None and not row_excl
-                        and public_col[i] is True and preferred[i] is None):
-                    job = base
-                else:
-                    job = JobRequest(base.src_lang, base.tgt_lang, base.required_types, session[i], tenant[i],
-                                     routing[i], row_excl, public_col[i], preferred[i])
-            except InvalidRequestError as err:
-                raise type(err)(f"JobColumns row {i}: {err}") from None
-            src_out[i] = job.src_lang
-            tgt_out[i] = job.tgt_lang
-            types_out[i] = job.required_types
-            excl_out[i] = job.exclude_node_ids
-            keys[i] = job.key
-            session_out[i] = job.session_id
-            tenant_out[i] = job.tenant_id
-            routing_out[i] = job.routing_key
-            public_out[i] = job.public
-            preferred_out[i] = job.preferred_node_id
+                JobRequest(*(cols[name][i] for name in _FIELDS[:6]), excl[i] or _NO_EXCLUSIONS,
+                           cols["public"][i], cols["preferred_node_id"][i])
+            except InvalidRequestError as exc:
+                raise type(exc)(f"JobColumns row {i}: {exc}") from None
+            raise AssertionError(f"JobColumns row {i} failed a check JobRequest accepts")  # pragma: no cover
+        types_out = out["required_types"]
+        # the routing key of docs/DESIGN.md §5: routing_key, else session_id, else ""
+        keys = [r if r is not None else (s or "") for r, s in zip(out["routing_key"], out["session_id"])]
+        src_out, tgt_out, public_out = out["src_lang"], out["tgt_lang"], out["public"]
+        session_out, tenant_out = out["session_id"], out["tenant_id"]
+        routing_out, preferred_out = out["routing_key"], out["preferred_node_id"]
         self._n = n
         self._src = src_out
         self._tgt = tgt_out
