@@ -11,9 +11,9 @@
 # the GIL serialises those updates; they need no atomics of their own.
 
 from cpython.long cimport PyLong_AsUnsignedLongLong
+from cpython.list cimport PyList_GET_ITEM
 from cpython.object cimport PyObject, PyTypeObject
 from cpython.ref cimport Py_DECREF, Py_INCREF, Py_XDECREF
-
 
 
 cdef extern from "Python.h":
@@ -28,6 +28,8 @@ cdef extern from "Python.h":
     PyObject* PyType_GenericAlloc(PyTypeObject* tp, Py_ssize_t nitems) except NULL
     PyObject* PyTuple_New(Py_ssize_t n) except NULL
     void PyTuple_SET_ITEM(PyObject* t, Py_ssize_t i, PyObject* v)
+
+from _types cimport int8_t
 
 
 cdef enum:
@@ -299,26 +301,14 @@ cdef class Dispatcher:
                 self.drop_entry(k)
                 unreserve(self.loads.at(slot))
 
-    def end(self, selection_or_token, bint commit):
-        """Commit or release by a ``Selection`` or a token: 1 if it ended a live
-        reservation of this table, 0 if it names none (forged, reused, expired,
-        its node gone, or ``None``), -1 if it is not this table's token (another
-        epoch: the caller asks its other table), -2 if it is neither."""
-        cdef object tok = selection_or_token
-        cdef uint64_t token
+    cdef int end_token(self, uint64_t token, bint commit) noexcept:
+        """End the reservation ``token`` names: 1 if it ended a live reservation
+        of this table, 0 if it names none of this epoch, -1 if it is another
+        epoch's (or 0, no token at all). C only, GIL held."""
         cdef Py_ssize_t k
         cdef int32_t slot
         cdef NodeLoad* rec
         cdef bint alive
-        if type(tok) is self.selection_type:
-            tok = (<object>tok)._reservation
-            if tok is None:
-                return 0
-        if type(tok) is not int:
-            return -2
-        if tok < 0 or tok >= (1 << 63):
-            return -1
-        token = PyLong_AsUnsignedLongLong(tok)
         if (token >> TOKEN_EPOCH_SHIFT) != self.epoch:
             return -1
         k = self.find(token)
@@ -338,6 +328,37 @@ cdef class Dispatcher:
         else:
             self.counts[C_RELEASES] += 1
         return 1
+
+    def end(self, selection_or_token, bint commit):
+        """Commit or release by a ``Selection`` or a token: 1 if it ended a live
+        reservation of this table, 0 if it names none (forged, reused, expired,
+        its node gone, or ``None``), -1 if it is not this table's token (another
+        epoch: the caller asks its other table), -2 if it is neither."""
+        cdef object tok = selection_or_token
+        if type(tok) is self.selection_type:
+            tok = (<object>tok)._reservation
+            if tok is None:
+                return 0
+        if type(tok) is not int:
+            return -2
+        if tok < 0 or tok >= (1 << 63):
+            return -1
+        return self.end_token(PyLong_AsUnsignedLongLong(tok), commit)
+
+    def end_batch(self, const uint64_t[::1] tokens not None, bint commit, int8_t[::1] out not None):
+        """:meth:`end` for every token in order, in one C loop: ``out[i]`` is 1
+        if token ``i`` ended a live reservation, 0 if it names none of this
+        table, -1 if it is another epoch's (or 0: no token). Returns how many ended."""
+        cdef Py_ssize_t i, n = tokens.shape[0], ended = 0
+        cdef int r
+        if out.shape[0] != n:
+            raise ValueError("end_batch: out needs one entry per token")
+        for i in range(n):
+            r = self.end_token(tokens[i], commit)
+            out[i] = <int8_t>r
+            if r == 1:
+                ended += 1
+        return ended
 
     def add(self, Py_ssize_t slot, int64_t serial, float64_t now):
         """Record a place already reserved on ``slot`` (by a batch kernel) and
@@ -714,3 +735,233 @@ cdef class Dispatcher:
             token,
             decode,
         )
+
+    # -- a whole batch --------------------------------------------------------------------
+
+    def select_batch(self, snapshot, list jobs, tuple columns, float64_t now, bint bind_session=False):
+        """Place every job of a batch in order, each seeing the reservations of
+        those before it: the decisions, reservations, counters and session
+        bindings of :meth:`select` called job by job, with the kernel run for
+        every job in one ``nogil`` section and the answer returned as columns.
+
+        The jobs are ``jobs`` (a list of ``JobRequest``), or, with ``jobs``
+        None, ``columns``: ten lists of one entry per job, validated as
+        ``JobRequest`` validates — ``src_lang``, ``tgt_lang``, ``types_mask``,
+        ``public``, ``preferred_node_id``, ``tenant_id``, ``exclude_node_ids``,
+        ``key``, ``session_id``, ``required_types``. With ``bind_session`` (and
+        sessions configured) each job with a session id finds or makes its
+        binding first, in job order, and its session remembers the node picked.
+
+        Returns ``(node, pool_id, preferred_pool_id, fallback, token, reason,
+        records, offsets)``: per job the node index (int32, -1: none), the id
+        of the pool it came from and of the pool tried first (int64, -1:
+        none), whether more than the first pool was used (uint8), the
+        reservation token (uint64, 0: none), the top reason code of its
+        breakdown (int8, the kernel's reason codes, -1: nothing rejected); the
+        attempt records of the whole batch as one bytes object, job ``i``'s
+        being records ``offsets[i]`` to ``offsets[i + 1]`` (int32, n + 1).
+        """
+        cdef CompiledSnapshot cs = snapshot.compiled
+        cdef Py_ssize_t n, i, k, base, failed_at = -1
+        cdef list c_src = None, c_tgt = None, c_types = None, c_public = None, c_pref = None
+        cdef list c_tenant = None, c_excl = None, c_key = None, c_sid = None, c_req = None
+        cdef JobIn* js = NULL
+        cdef JobIn* j
+        cdef JobOut* outs = NULL
+        cdef JobOut* o
+        cdef int32_t* sess = NULL
+        cdef uint64_t* skeys = NULL
+        cdef int64_t* eoff = NULL
+        cdef int32_t* scratch = NULL
+        cdef int32_t* dst
+        cdef const int32_t* recs
+        cdef const int32_t* rec
+        cdef IntBuf excl, att
+        cdef int rc = 0, code
+        cdef int32_t s, p
+        cdef bint binding, started = False
+        cdef Py_ssize_t kn = 0
+        cdef const unsigned char* kb
+        cdef object v, src, tgt, pref, tenant, excluded, sid, required
+        cdef tuple f
+        cdef str key
+        if cs is None or not cs.named or cs.loads is not self.loads:
+            raise ValueError("Dispatcher.select_batch: the snapshot is not one of this dispatcher's generations")
+        if jobs is not None:
+            n = len(jobs)
+        else:
+            if columns is None or len(columns) != 10:
+                raise ValueError("Dispatcher.select_batch: give jobs, or columns as a tuple of ten lists")
+            c_src, c_tgt, c_types, c_public, c_pref, c_tenant, c_excl, c_key, c_sid, c_req = columns
+            n = len(c_src)
+            for v in columns:
+                if len(<list>v) != n:
+                    raise ValueError("Dispatcher.select_batch: every column needs one entry per job")
+        binding = bind_session and self.sessions is not None
+        node_col = np.full(n, -1, dtype=np.int32)
+        pool_col = np.full(n, -1, dtype=np.int64)
+        pref_col = np.full(n, -1, dtype=np.int64)
+        fallback_col = np.zeros(n, dtype=np.uint8)
+        token_col = np.zeros(n, dtype=np.uint64)
+        reason_col = np.full(n, -1, dtype=np.int8)
+        offset_col = np.zeros(n + 1, dtype=np.int32)
+        cdef int32_t[::1] o_node = node_col
+        cdef int64_t[::1] o_pool = pool_col
+        cdef int64_t[::1] o_pref = pref_col
+        cdef uint8_t[::1] o_fallback = fallback_col
+        cdef uint64_t[::1] o_token = token_col
+        cdef int8_t[::1] o_reason = reason_col
+        cdef int32_t[::1] o_offset = offset_col
+        excl.data = NULL
+        excl.size = 0
+        excl.capacity = 0
+        att.data = NULL
+        att.size = 0
+        att.capacity = 0
+        try:
+            js = <JobIn*>malloc((n + 1) * sizeof(JobIn))
+            outs = <JobOut*>malloc((n + 1) * sizeof(JobOut))
+            sess = <int32_t*>malloc((n + 1) * sizeof(int32_t))
+            skeys = <uint64_t*>malloc((2 * n + 1) * sizeof(uint64_t))
+            eoff = <int64_t*>malloc((n + 1) * sizeof(int64_t))
+            scratch = <int32_t*>malloc(cs.scratch_ints() * sizeof(int32_t))
+            if js == NULL or outs == NULL or sess == NULL or skeys == NULL or eoff == NULL or scratch == NULL:
+                raise MemoryError()
+            # 1. with the GIL: each job's names as indices, its session binding (in order)
+            for i in range(n):
+                if jobs is not None:
+                    f = self.job_fields(<object>PyList_GET_ITEM(jobs, i))  # JOB_FIELDS order
+                    src = f[0]
+                    tgt = f[1]
+                    types = f[2]
+                    public = f[3]
+                    pref = f[4]
+                    tenant = f[5]
+                    key = f[6]
+                    sid = f[7] if binding else None
+                    excluded = f[8]
+                    required = f[9] if sid is not None else None
+                else:
+                    src = <object>PyList_GET_ITEM(c_src, i)
+                    tgt = <object>PyList_GET_ITEM(c_tgt, i)
+                    types = <object>PyList_GET_ITEM(c_types, i)
+                    public = <object>PyList_GET_ITEM(c_public, i)
+                    pref = <object>PyList_GET_ITEM(c_pref, i)
+                    tenant = <object>PyList_GET_ITEM(c_tenant, i)
+                    excluded = <object>PyList_GET_ITEM(c_excl, i)
+                    key = <str>PyList_GET_ITEM(c_key, i)
+                    sid = <object>PyList_GET_ITEM(c_sid, i) if binding else None
+                    required = <object>PyList_GET_ITEM(c_req, i) if sid is not None else None
+                j = &js[i]
+                if src == cs.auto_code:
+                    j.src = LANG_AUTO
+                else:
+                    v = cs.lang_index.get(src)
+                    j.src = LANG_UNKNOWN if v is None else <int32_t>v
+                v = cs.lang_index.get(tgt)
+                j.tgt = LANG_UNKNOWN if v is None else <int32_t>v
+                j.types = types
+                j.public = public
+                j.preferred = -1
+                if pref is not None:
+                    v = cs.node_index.get(pref)
+                    if v is not None:
+                        j.preferred = <int32_t>v
+                j.tenant_pool = -1
+                if tenant is not None:
+                    v = cs.tenant_index.get(tenant)
+                    if v is not None:
+                        j.tenant_pool = <int32_t>v
+                j.bound_pool = -1
+                j.only_pool = -1
+                kb = _utf8(key, &kn)
+                j.h_key = fnv1a64_bytes(kb, kn)
+                eoff[i] = excl.size
+                if excluded:
+                    for node_id in excluded:
+                        v = cs.node_index.get(node_id)
+                        if v is not None:
+                            dst = buf_push(&excl, 1)
+                            if dst == NULL:
+                                raise MemoryError()
+                            dst[0] = <int32_t>v
+                j.n_excluded = excl.size - eoff[i]
+                j.excluded = NULL
+                sess[i] = -1
+                if sid is not None:
+                    s = self.sessions.touch(sid, now)
+                    sess[i] = s
+                    skeys[2 * i] = self.sessions.slots[s].key
+                    skeys[2 * i + 1] = self.sessions.slots[s].key2
+                    j.bound_pool = self.bind(cs, s, j, src, tgt, required)
+            for i in range(n):  # the buffer has stopped moving
+                if js[i].n_excluded:
+                    js[i].excluded = excl.data + eoff[i]
+            # 2. without the GIL: the kernel for every job, in order
+            self.counts[C_STARTED] += n
+            started = True
+            with nogil:
+                for i in range(n):
+                    o_offset[i] = <int32_t>(att.size // ATT_WIDTH)
+                    rc = cs.select_job(&js[i], now, &att, scratch, &outs[i], True)
+                    if rc < 0:
+                        failed_at = i
+                        break
+                o_offset[n] = <int32_t>(att.size // ATT_WIDTH)
+            if rc < 0:  # out of memory: nothing may stay held without a token
+                for k in range(failed_at):
+                    if outs[k].node >= 0:
+                        unreserve(self.loads.at(cs.slot[outs[k].node]))
+                raise MemoryError()
+            records = PyBytes_FromStringAndSize(<char*>att.data, att.size * sizeof(int32_t))
+            # 3. with the GIL, C only: tokens (all or none), counters, the sessions' nodes
+            for i in range(n):
+                if outs[i].node >= 0:
+                    try:
+                        o_token[i] = self.add_entry(cs.slot[outs[i].node], cs.serial[outs[i].node], now)
+                    except BaseException:
+                        for k in range(n):
+                            if outs[k].node < 0:
+                                continue
+                            if k < i:
+                                self.drop_entry(self.find(o_token[k]))
+                                o_token[k] = 0
+                            unreserve(self.loads.at(cs.slot[outs[k].node]))
+                        raise
+            recs = <const int32_t*>att.data
+            for i in range(n):
+                o = &outs[i]
+                base = o_offset[i]
+                o_node[i] = o.node
+                o_fallback[i] = o.fallback != 0 or o.n_attempts > 1
+                if o.preferred_pool >= 0:
+                    o_pref[i] = cs.pool_id_arr[o.preferred_pool]
+                self.counts[C_SELECTIONS] += 1
+                if o.node >= 0:
+                    rec = &recs[(base + o.picked) * ATT_WIDTH]
+                    p = rec[ATT_POOL]
+                    if p >= 0:
+                        o_pool[i] = cs.pool_id_arr[p]
+                    code = failure_code(rec, -1)
+                    s = sess[i]
+                    # the table may have given the slot to another session meanwhile
+                    if (s >= 0 and self.sessions.slots[s].key == skeys[2 * i]
+                            and self.sessions.slots[s].key2 == skeys[2 * i + 1]):
+                        self.sessions.set_last(s, cs.node_names, o.node)
+                else:
+                    code = failure_code(&recs[base * ATT_WIDTH] if o.n_attempts > 0 else NULL, o.empty_reason)
+                    self.counts[C_FAILED] += 1
+                    self.counts[C_FAILED_REASON + code] += 1
+                o_reason[i] = <int8_t>(code if code < N_REASON_SLOTS - 1 else -1)
+        finally:
+            if started:
+                self.counts[C_FINISHED] += n
+            free(js)
+            free(outs)
+            free(sess)
+            free(skeys)
+            free(eoff)
+            free(scratch)
+            free(excl.data)
+            free(att.data)
+        return node_col, pool_col, pref_col, fallback_col, token_col, reason_col, records, offset_col

@@ -10,6 +10,7 @@
 
 cimport libc.stdint as _stdint
 
+ctypedef _stdint.int8_t int8_t        # np.int8    (small codes: a batch's top reasons)
 ctypedef _stdint.uint8_t uint8_t      # np.uint8   (flags, bool-like columns)
 ctypedef _stdint.int32_t int32_t      # np.int32   (counts, reason codes)
 ctypedef _stdint.uint32_t uint32_t    # np.uint32  (sequence numbers)

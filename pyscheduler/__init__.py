@@ -4,6 +4,7 @@ Start with :class:`NodeRegistry`; docs/GUIDE.md walks a dispatcher through it, a
 docs/DESIGN.md and docs/ARCHITECTURE.md explain the rest.
 """
 
+from .domain.columns import JobColumns
 from .domain.config import AutoPoolConfig, CoreServicesConfig, Phase3Config, PoolConfig
 from .domain.errors import (
     ConfigError,
@@ -32,6 +33,7 @@ from .domain.model import (
     ServiceType,
 )
 from .registry.node_registry import NodeRegistry
+from .selection.batch import SelectionBatch
 
 __version__ = "0.1.0"
 
@@ -46,6 +48,7 @@ __all__ = [
     "InstalledService",
     "InvalidHeartbeatError",
     "InvalidRequestError",
+    "JobColumns",
     "JobRequest",
     "LanguageCapabilities",
     "LimitExceededError",
@@ -59,6 +62,7 @@ __all__ = [
     "Reason",
     "SchedulerError",
     "Selection",
+    "SelectionBatch",
     "ServiceState",
     "ServiceType",
     "UnknownNodeError",

@@ -45,7 +45,7 @@ def test_cache_holds_plain_data_that_pickles(cache):
 
 
 CLASSES = (
-    selection.SelectNode, selection.SelectNodesBatch, selection.Agreement,
+    selection.SelectNode, selection.SelectNodesBatch, selection.Agreement, selection.SelectionBatches,
     registry.UpdateNodeHeartbeat, registry.UpdateNodeHeartbeats, registry.PublishSnapshot,
     registry.SetPhase3Config, registry.Memory, registry.SnapshotSize,
 )  # fmt: skip
@@ -90,6 +90,22 @@ def test_batch_rounds_give_every_place_back(cache, path):
     assert reservations(bench.steady.registry) == 0
     placed = [s for s in bench.steady.registry.select_nodes_batch(bench.jobs[:50]) if s.ok]
     assert placed and {s.path for s in placed} == {path}
+
+
+@pytest.mark.parametrize("path", common.PATHS)
+def test_column_batches_and_two_threads_give_every_place_back(cache, path):
+    bench = selection.SelectionBatches()
+    bench.setup(cache, "small", path)
+    reg = bench.steady.registry
+    counters = reg.metrics()["counters"]
+    assert 0 < bench.track_columns_batch_seconds_per_decision(cache, "small", path) < 0.01
+    assert reservations(reg) == 0
+    assert 0 < bench.track_two_threads_over_one_time(cache, "small", path) < 100
+    assert reservations(reg) == 0
+    after = reg.metrics()["counters"]
+    placed = after["selections"] - after["selections_failed"] - (counters["selections"] - counters["selections_failed"])
+    assert placed > 0 and after["releases"] - counters["releases"] == placed  # every place given back by token
+    assert {s.path for s in reg.select_nodes_batch(bench.columns[:20]) if s.ok} == {path}
 
 
 @pytest.mark.parametrize("workload", common.WORKLOADS)

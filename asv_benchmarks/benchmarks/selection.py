@@ -11,9 +11,20 @@ between rounds, outside the timing. The budgets are in docs/DESIGN.md.
 
 from __future__ import annotations
 
+import threading
 import time
 
-from .common import PATHS, WORKLOADS, Base, Steady, new_registry, per_call_seconds, release_all
+from .common import (
+    PATHS,
+    WORKLOADS,
+    Base,
+    Steady,
+    median,
+    new_registry,
+    per_call_seconds,
+    release_all,
+    require,
+)
 
 #: Jobs per round of ``track_select_node_seconds``.
 SELECT_BLOCK = 100
@@ -122,3 +133,66 @@ class Agreement(Base):
         return round(totals["fast"] / totals["legacy"], 6)
 
     track_fast_over_legacy_time.unit = "ratio"
+
+
+#: Jobs per ``select_nodes_batch`` call of ``SelectionBatches``' two-thread figure.
+THREAD_CHUNK = 1_000
+
+
+class SelectionBatches(Base):
+    """Batches as a dispatcher holding a queue makes them: ``JobColumns`` in,
+    ``SelectionBatch`` out, its tokens ended with ``release_batch``."""
+
+    params = (WORKLOADS, PATHS)
+    param_names = ["workload", "path"]
+
+    def setup(self, cache, workload, path):
+        try:
+            from pyscheduler import JobColumns
+        except ImportError:  # pragma: no cover - asv runs over history
+            raise NotImplementedError("this commit has no JobColumns") from None
+        self.steady = Steady.get(cache, workload, path, "columns")
+        require(self.steady.registry, "release_batch")
+        jobs = cache[workload]["jobs"][: BATCH_JOBS[path]]
+        self.columns = JobColumns.from_requests(jobs)
+        self.chunks = [JobColumns.from_requests(jobs[k : k + THREAD_CHUNK]) for k in range(0, len(jobs), THREAD_CHUNK)]
+
+    def _place(self, chunks) -> None:
+        registry = self.steady.registry
+        for chunk in chunks:
+            registry.release_batch(registry.select_nodes_batch(chunk))
+
+    def track_columns_batch_seconds_per_decision(self, cache, workload, path):
+        """Seconds per decision of one ``select_nodes_batch(JobColumns)`` call over
+        10,000 jobs (1,000 on legacy); median of 5 rounds. Decisions/s = 1 / this."""
+        registry = self.steady.registry
+        return per_call_seconds(
+            lambda: registry.select_nodes_batch(self.columns),
+            registry.release_batch,
+            len(self.columns),
+            rounds=5,
+        )
+
+    track_columns_batch_seconds_per_decision.unit = "seconds"
+
+    def track_two_threads_over_one_time(self, cache, workload, path):
+        """Two threads placing half the chunks each at once, time ÷ one thread
+        placing them all (each chunk's places given back by ``release_batch``);
+        median of 5 rounds. 0.5 is perfect scaling on two free cores, 1.0 none;
+        the legacy path serialises on the registry lock."""
+        samples = []
+        for _ in range(5):
+            t0 = time.perf_counter()
+            self._place(self.chunks)
+            one = time.perf_counter() - t0
+            threads = [threading.Thread(target=self._place, args=(part,))
+                       for part in (self.chunks[0::2], self.chunks[1::2])]
+            t0 = time.perf_counter()
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            samples.append((time.perf_counter() - t0) / one)
+        return round(median(samples), 6)
+
+    track_two_threads_over_one_time.unit = "ratio"

@@ -177,6 +177,7 @@ cdef class Dispatcher:
     cdef uint64_t add_entry(self, int32_t slot, int64_t serial, float64_t now) except 0
     cdef void drop_entry(self, Py_ssize_t k) noexcept
     cdef Py_ssize_t find(self, uint64_t token) noexcept
+    cdef int end_token(self, uint64_t token, bint commit) noexcept
     cdef bint owned(self, int32_t slot, int64_t serial) noexcept
     cdef object decide(self, snapshot, CompiledSnapshot cs, job, float64_t now, int32_t bound_pool,
                        int32_t only_pool, bint bind_session)

@@ -24,7 +24,10 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+import numpy as np
+
 from .. import _compat
+from ..domain.columns import JobColumns
 from ..domain.config import CoreServicesConfig, Phase3Config, PoolConfig
 from ..domain.errors import (
     ConfigError,
@@ -52,6 +55,7 @@ from ..domain.model import (
 from ..runtime.lang_index import PoolLanguageIndex
 from ..runtime.snapshot import RuntimeSnapshot, build_snapshot
 from ..selection import fast, legacy
+from ..selection.batch import SelectionBatch
 from ..state import logs
 from ..state.fleet import Fleet, plan_config
 from ..state.loads import SlotAllocator, new_load_table
@@ -617,17 +621,6 @@ class NodeRegistry:
         token = self._reservations.add(node.node_id, node.slot, node.serial, now)
         return selection.with_reservation(token)
 
-    def _finish_fast(self, snap: RuntimeSnapshot, answer: fast.KernelAnswer, now: float) -> Selection:
-        """Count a batch kernel answer; record a reservation token for a picked
-        node in the dispatcher's table."""
-        node = answer.node
-        if node < 0:
-            reason = fast.failure_reason(answer)
-            self._dispatch.count_failure(-1 if reason is None else _REASON_CODE[reason])
-            return fast.to_selection(snap, answer, None)
-        token = self._dispatch.add(snap.slots[node], snap.node_serials[node], now)
-        return fast.to_selection(snap, answer, token)
-
     def _shadow(self, job: JobRequest, *, serve_fast: bool) -> None:
         """Compute the path not served, reserving nothing, and count a difference."""
         if not _compat.HAVE_HOTPATH:
@@ -692,19 +685,31 @@ class NodeRegistry:
             selection, node = legacy.select_from_pool(self._fleet, pool, job, now, self._reserve_locked)
             return self._finish(selection, node, now)
 
-    def select_nodes_batch(self, jobs: Sequence[JobRequest]) -> list[Selection]:
+    def select_nodes_batch(self, jobs: Sequence[JobRequest] | JobColumns) -> SelectionBatch:
         """Place many jobs in order, each seeing the reservations of those before it.
 
-        On the fast path all jobs run in one compiled call with the GIL released.
+        ``jobs`` is a sequence of ``JobRequest`` or a ``JobColumns``. Returns a
+        ``SelectionBatch``: a ``Sequence[Selection]`` (items made when read)
+        with numpy columns (node, pool, token, top reason per job). On the fast
+        path the whole batch is one compiled call, its kernel run for every
+        job with the GIL released.
         """
-        jobs = _job_list(jobs)
+        columns = jobs if isinstance(jobs, JobColumns) else None
+        job_list = None if columns is not None else _job_list(jobs)
         if self._fast():
-            return self._select_batch_fast(jobs)
+            snap = self.snapshot()
+            answer = self._dispatch.select_batch(
+                snap, job_list, None if columns is None else columns.dispatch_columns(), self._clock(),
+                self._flags.use_session_runtime,
+            )
+            return SelectionBatch._from_fast(snap, answer)
+        if job_list is None:
+            job_list = list(columns)
         with self._locked("select_nodes_batch"):
             now = self._clock()
             out, bindings = [], []
             try:
-                for job in jobs:
+                for job in job_list:
                     entry, bound_pool = self._bound_pool_legacy(job, now)
                     selection, node = legacy.select(self._fleet, job, now, bound_pool, reserve=self._reserve_locked)
                     out.append(self._finish(selection, node, now))
@@ -714,31 +719,9 @@ class NodeRegistry:
                     if selection.reservation is not None:
                         self._reservations.end(selection.reservation, commit=False)
                 raise
-        for job, (entry, _), selection in zip(jobs, bindings, out):
+        for job, (entry, _), selection in zip(job_list, bindings, out):
             self._record_session(job, entry, selection.node_id)
-        return out
-
-    def _select_batch_fast(self, jobs: list[JobRequest]) -> list[Selection]:
-        """The batch kernel, with the sessions bound in the dispatcher's table first."""
-        snap = self.snapshot()
-        now = self._clock()
-        dispatch, pool_ids = self._dispatch, snap.pool_ids
-        bound: list[int | None] = [None] * len(jobs)
-        if self._flags.use_session_runtime:
-            for i, job in enumerate(jobs):
-                index = dispatch.session_bound_pool(snap, job, now)
-                bound[i] = pool_ids[index] if index >= 0 else None
-        dispatch.begin(len(jobs))
-        try:
-            answers = fast.select_batch(snap, jobs, now, bound)
-            out = [self._finish_fast(snap, answer, now) for answer in answers]
-        finally:
-            dispatch.done(len(jobs))
-        if self._flags.use_session_runtime:
-            for job, selection in zip(jobs, out):
-                if job.session_id is not None and selection.node_id is not None:
-                    dispatch.note_session_node(job.session_id, selection.node_id)
-        return out
+        return SelectionBatch.from_selections(out)
 
     # -- reservations ------------------------------------------------------------------
 
@@ -768,6 +751,39 @@ class NodeRegistry:
         if ended:
             self._token_ends += 1
             self._metrics.inc("releases")
+        return ended
+
+    def commit_batch(self, tokens: Any) -> np.ndarray:
+        """:meth:`commit` for each token, in order, in one call: a bool array,
+        True where the token's reservation became a running job. ``tokens`` is
+        an integer array, a sequence of tokens (ints, or ``Selection`` objects)
+        or a ``SelectionBatch`` (its ``tokens``). A value that names no live
+        reservation (0, forged, reused, another registry's) gives False; a
+        value that is not a token at all (a str, a float, None, a bool) raises
+        ``InvalidRequestError`` before anything ends."""
+        return self._end_batch(tokens, commit=True)
+
+    def release_batch(self, tokens: Any) -> np.ndarray:
+        """:meth:`release` for each token, in order, in one call (see :meth:`commit_batch`)."""
+        return self._end_batch(tokens, commit=False)
+
+    def _end_batch(self, tokens: Any, *, commit: bool) -> np.ndarray:
+        values = _token_array(tokens)
+        n = len(values)
+        if self._dispatch is not None:
+            status = np.empty(n, dtype=np.int8)
+            self._dispatch.end_batch(values, commit, status)
+            ended = status == 1
+            others = np.flatnonzero(status < 0).tolist()  # not the compiled table's: the legacy one's
+        else:
+            ended = np.zeros(n, dtype=np.bool_)
+            others = range(n)
+        for i in others:
+            token = int(values[i])
+            if token and self._reservations.end(token, commit=commit):
+                ended[i] = True
+                self._token_ends += 1
+                self._metrics.inc("commits" if commit else "releases")
         return ended
 
     # -- reading -------------------------------------------------------------------------
@@ -861,7 +877,6 @@ def _log_status_changes(
             logs.node_status_changed(node_id, before, status, "heartbeat")
 
 
-_REASON_CODE = {reason: code for code, reason in enumerate(Reason)}
 _ALWAYS_COUNTED = (
     "commits", "releases", "reservations_expired", "selections", "selections_failed",
     "shadow_compared", "shadow_mismatch", "shadow_skipped", *(f"failed.{r}" for r in Reason), "failed.None",
@@ -960,3 +975,36 @@ def _token(selection_or_token: Selection | int) -> int | None:
     if isinstance(selection_or_token, int) and not isinstance(selection_or_token, bool):
         return selection_or_token
     raise InvalidRequestError(f"expected a Selection or a reservation token, got {selection_or_token!r}")
+
+
+_TOKEN_MAX = (1 << 64) - 1
+
+
+def _token_array(tokens: Any) -> np.ndarray:
+    """``tokens`` as a contiguous uint64 array for ``commit_batch``/``release_batch``:
+    0 (never a token) for ``None`` reservations and for integers no token can
+    equal (negative, past 64 bits); InvalidRequestError for anything not a token."""
+    if isinstance(tokens, SelectionBatch):
+        return np.ascontiguousarray(tokens.tokens, dtype=np.uint64)
+    if isinstance(tokens, np.ndarray):
+        if tokens.ndim != 1:
+            raise InvalidRequestError(f"tokens must be a one-dimensional array, got shape {tokens.shape}")
+        if tokens.dtype.kind == "u":
+            return np.ascontiguousarray(tokens, dtype=np.uint64)
+        if tokens.dtype.kind == "i":
+            return np.where(tokens < 0, 0, tokens).astype(np.uint64)
+        if tokens.dtype.kind != "O":
+            raise InvalidRequestError(f"tokens must be an integer array, got dtype {tokens.dtype}")
+        tokens = tokens.tolist()
+    if isinstance(tokens, (str, bytes, Selection)) or not isinstance(tokens, Iterable):
+        raise InvalidRequestError(f"tokens must be a sequence of reservation tokens, got {tokens!r:.200}")
+    values = []
+    for i, token in enumerate(tokens):
+        if isinstance(token, Selection):
+            token = 0 if token.reservation is None else token.reservation
+        elif isinstance(token, np.integer):
+            token = int(token)
+        elif isinstance(token, bool) or not isinstance(token, int):
+            raise InvalidRequestError(f"tokens[{i}] must be a reservation token (an int), got {token!r:.200}")
+        values.append(token if 0 <= token <= _TOKEN_MAX else 0)
+    return np.array(values, dtype=np.uint64)

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from .. import _compat
+from ..domain.columns import JobColumns
 from ..domain.flags import MigrationFlags
 from ..domain.model import Heartbeat, JobRequest
 from ..registry.node_registry import NodeRegistry
@@ -83,6 +84,9 @@ class BenchResult:
     cycle_fast_p99_us: float = 0.0
     cycle_legacy_p50_us: float = 0.0
     cycle_speedup_p50: float = 0.0
+    batch_columns_decisions_per_s: float = 0.0  # _batch_figures: JobColumns in, one thread
+    batch_two_threads_ratio: float = 0.0  # two threads batching on one registry ÷ one thread
+    kernel_two_threads_ratio: float = 0.0  # the same for the kernel alone: what the machine allows
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -147,12 +151,10 @@ def _batch_rate(registry: NodeRegistry, jobs: Sequence[JobRequest], rounds: int 
     rates = []
     for _ in range(rounds):
         t0 = time.perf_counter()
-        selections = registry.select_nodes_batch(jobs)
+        batch = registry.select_nodes_batch(jobs)
         elapsed = time.perf_counter() - t0
         rates.append(len(jobs) / elapsed)
-        for s in selections:
-            if s.reservation is not None:
-                registry.release(s)
+        registry.release_batch(batch)
     return float(np.median(rates))
 
 
@@ -184,6 +186,69 @@ def _kernel_batch_rate(registry: NodeRegistry, jobs: Sequence[JobRequest], round
             if node >= 0:
                 snapshot.loads.unreserve(snapshot.slots[node])
     return float(np.median(rates))
+
+
+# -- batches: JobColumns in, and two threads batching on one registry ----------------
+
+BATCH_CHUNK = 1_000  # jobs per select_nodes_batch call of the two-thread figures
+
+
+def _batch_figures(registry: NodeRegistry, jobs: Sequence[JobRequest], rounds: int = 5) -> dict[str, float]:
+    """Decisions/s of ``select_nodes_batch(JobColumns)`` (one thread), and the
+    two-thread ratios: one thread runs every chunk of ``jobs`` in turn, then two
+    threads each run half of them at once; ratio = one-thread time ÷ two-thread
+    time (2.0: perfect), median over ``rounds`` taken in the same run. The
+    kernel-alone ratio, measured the same way, is the machine's ceiling."""
+    snapshot = registry.snapshot()
+    chunks = [list(jobs[k:k + BATCH_CHUNK]) for k in range(0, len(jobs), BATCH_CHUNK)]
+    columns = [JobColumns.from_requests(chunk) for chunk in chunks]
+    kernel_inputs = [fast.prepare_batch(snapshot, chunk) for chunk in chunks]
+
+    def batches(part: Sequence[Any]) -> None:
+        for chunk in part:
+            registry.release_batch(registry.select_nodes_batch(chunk))
+
+    def kernels(part: Sequence[Any]) -> None:
+        for batch in part:
+            out, _records = fast.run_batch(snapshot, batch, _CLOCK_NOW)
+            for node in out[:, 0].tolist():  # give the places back (no tokens were made)
+                if node >= 0:
+                    snapshot.loads.unreserve(snapshot.slots[node])
+
+    one, ratio, kernel_ratio = [], [], []
+    for _ in range(rounds):
+        t1 = _elapsed(batches, [columns])
+        one.append(len(jobs) / t1)
+        ratio.append(t1 / _elapsed(batches, [columns[0::2], columns[1::2]]))
+        kernel_ratio.append(_elapsed(kernels, [kernel_inputs])
+                            / _elapsed(kernels, [kernel_inputs[0::2], kernel_inputs[1::2]]))
+    return {
+        "batch_columns_decisions_per_s": float(np.median(one)),
+        "batch_two_threads_ratio": float(np.median(ratio)),
+        "kernel_two_threads_ratio": float(np.median(kernel_ratio)),
+    }
+
+
+def _elapsed(work: Any, parts: Sequence[Sequence[Any]]) -> float:
+    """Seconds for ``work(part)`` of every part, one thread per part started together."""
+    if len(parts) == 1:
+        t0 = time.perf_counter()
+        work(parts[0])
+        return time.perf_counter() - t0
+    start = threading.Barrier(len(parts) + 1)
+
+    def run(part: Sequence[Any]) -> None:
+        start.wait()
+        work(part)
+
+    threads = [threading.Thread(target=run, args=(part,)) for part in parts]
+    for t in threads:
+        t.start()
+    start.wait()
+    t0 = time.perf_counter()
+    for t in threads:
+        t.join()
+    return time.perf_counter() - t0
 
 
 def _heartbeat_p50(registry: NodeRegistry, workload: Workload, count: int = 20_000) -> float:
@@ -239,6 +304,7 @@ def bench_workload(name: str, *, seed: int = 1, calls: int | None = None, legacy
         legacy_calls=len(legacy_all),
         extension=_compat.HAVE_HOTPATH,
         **_cycle_figures(workload, jobs, calls, legacy_calls),
+        **_batch_figures(fast_reg, jobs[:BATCH_JOBS]),
     )
 
 
@@ -265,6 +331,9 @@ _COLUMNS = (
     ("cycle speed-up", "cycle_speedup_p50", "{:.0f}×"),
     ("batch decisions/s", "batch_decisions_per_s", "{:,.0f}"),
     ("kernel batch/s", "kernel_batch_decisions_per_s", "{:,.0f}"),
+    ("columns batch/s", "batch_columns_decisions_per_s", "{:,.0f}"),
+    ("batch 2 threads ×", "batch_two_threads_ratio", "{:.2f}×"),
+    ("kernel 2 threads ×", "kernel_two_threads_ratio", "{:.2f}×"),
     ("heartbeat p50 µs", "heartbeat_p50_us", "{:.2f}"),
     ("snapshot ms", "snapshot_build_ms", "{:.1f}"),
     ("bytes/node", "snapshot_bytes_per_node", "{:.0f}"),
