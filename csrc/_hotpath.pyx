@@ -1035,3 +1035,4 @@ cdef class CompiledSnapshot:
 
 include "_sessions.pxi"
 include "_dispatch.pxi"
+include "_beats.pxi"
