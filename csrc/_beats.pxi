@@ -96,7 +96,7 @@ cdef class SteadyBeats:
     def __len__(self):
         return len(self.steady)
 
-    def admit(self, str node_id not None, Py_ssize_t slot):
+    def admit(self, node_id, Py_ssize_t slot):
         """Mark ``node_id`` (whose load record is at ``slot``) steady. An id of a
         ``str`` subclass is not admitted (its comparisons could run Python code
         inside ``beat``): such a node's beats take the Python path."""
@@ -107,10 +107,10 @@ cdef class SteadyBeats:
             self.steady[node_id] = slot
             self.changes += 1
 
-    def evict(self, str node_id not None, Py_ssize_t slot):
+    def evict(self, node_id, Py_ssize_t slot):
         """``node_id`` at ``slot`` is no longer steady (nothing happens when the
         id is steady at another slot: a later registration of the same id)."""
-        if self.steady.get(node_id) == slot:
+        if PyUnicode_CheckExact(node_id) and self.steady.get(node_id) == slot:
             del self.steady[node_id]
         self.changes += 1
 

@@ -177,11 +177,11 @@ class NodeRecord:
             return
         steady = self.steady
         if steady is not self.in_gate:
-            self.in_gate = steady
             if steady:
                 gate.admit(self.node_id, self.slot)
             else:
                 gate.evict(self.node_id, self.slot)
+            self.in_gate = steady
 
     def load(self) -> tuple[int, int, float, float, float | None, float]:
         """``(running, reserved, cpu, memory, gpu or None, last_heartbeat)`` now."""
