@@ -31,7 +31,6 @@ from helpers import (
     registry_state,
     services,
     unhealthy_beat,
-    weighted,
 )
 from hypothesis import settings
 from hypothesis import strategies as st
@@ -388,13 +387,13 @@ class CompiledBeatMachine(RuleBasedStateMachine):
         self.clock.advance(seconds)
         ids = self.known() + ["ghost"]
         for node_id, hb in data.draw(st.lists(st.tuples(st.sampled_from(ids), _STEADY_BEATS), max_size=6)):
-            self.both(lambda reg: reg.update_node_heartbeat(node_id, hb))
+            self.both(lambda reg, node_id=node_id, hb=hb: reg.update_node_heartbeat(node_id, hb))
 
     @rule(data=st.data(), hb=heartbeats())
     def any_beat(self, data, hb):
         """Any report: unhealthy, new services or languages, loads over the threshold."""
         node_id = data.draw(st.sampled_from(self.known() + ["ghost"]))
-        self.both(lambda reg: reg.update_node_heartbeat(node_id, hb))
+        self.both(lambda reg, node_id=node_id, hb=hb: reg.update_node_heartbeat(node_id, hb))
 
     @rule(data=st.data())
     def unhealthy(self, data):
@@ -440,7 +439,7 @@ class CompiledBeatMachine(RuleBasedStateMachine):
         applied_before, beaten = applied(self.on), []
         try:
             for node_id, hb in beats:
-                if self.both(lambda reg: reg.update_node_heartbeat(node_id, hb))[0] == "ok":
+                if self.both(lambda reg, node_id=node_id, hb=hb: reg.update_node_heartbeat(node_id, hb))[0] == "ok":
                     beaten.append(node_id)
         finally:
             unsubscribe()
