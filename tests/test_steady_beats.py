@@ -588,3 +588,38 @@ def test_concurrent_beats_selects_and_lifecycle_keep_the_registry_whole():
     assert applied(reg) > 0
     counters = reg.metrics()["counters"]
     assert counters["heartbeats"] == n_nodes + beaters * beats_each + lifecycle_beats[0]
+
+
+def test_the_compiled_beat_holds_no_references():
+    """No reference is kept or lost on any of the call's answers (applied,
+    declined, lock busy)."""
+    import sys
+
+    from pyscheduler import _compat
+
+    loads = _compat.hotpath.LoadTable()
+    loads.ensure(0)
+    lock = threading.Lock()
+    now = 12345.5
+    steady = _compat.hotpath.SteadyBeats(loads, lock.locked, lambda: now, Heartbeat)
+    steady.admit("a", 0)
+    hb = Heartbeat(11.5, 22.5, 33.5, 700)
+    fields = (hb, hb.cpu_usage, hb.memory_usage, hb.gpu_usage, hb.current_jobs, now)
+    before = [sys.getrefcount(x) for x in fields]
+    for _ in range(1000):
+        assert steady.beat("a", hb) is True
+        assert steady.beat("b", hb) is None
+        with lock:
+            assert steady.beat("a", hb) == (now,)
+    assert [sys.getrefcount(x) for x in fields] == before
+
+
+def test_verify_consistency_checks_the_steady_table():
+    reg = ready_registry("n1", "n2")
+    assert reg.verify_consistency() == []
+    slot = reg._fleet.nodes["n1"].slot
+    reg._steady.evict("n1", slot)  # a record that did not get out of the table ...
+    assert reg.verify_consistency() == [f"node n1: steady-table slot -1 != expected {slot} (status ready)"]
+    reg._steady.admit("n1", slot)
+    reg._steady.admit("ghost", slot)  # ... or an id the registry does not know
+    assert reg.verify_consistency() == ["steady table holds 3 ids, 1 of them unknown nodes"]

@@ -61,7 +61,7 @@ from ..state.nodes import NodeRecord
 from ..state.pools import eligible_pools
 from ..state.reservations import Reservations
 from ..state.sessions import SessionEntry, SessionRuntimeManager, log_rebind
-from .consistency import fleet_problems, management_problems, snapshot_problems
+from .consistency import fleet_problems, management_problems, snapshot_problems, steady_problems
 from .mirror import ManagementMirror
 from .publish import SnapshotPublisher
 
@@ -800,11 +800,14 @@ class NodeRegistry:
         published snapshot, field by field; empty when consistent.
 
         Checked: membership and reservation counts against a recomputation from
-        the nodes; with the management registry on, every node entry, pool,
+        the nodes; the compiled heartbeat's table of steady nodes against the
+        records; with the management registry on, every node entry, pool,
         member list and config against the legacy side; a current snapshot
         against a fresh build from the same state."""
         with self._locked("verify_consistency"):
             problems = fleet_problems(self._fleet, self._reservations)
+            if self._steady is not None:
+                problems += steady_problems(self._fleet, self._steady)
             if self._mirror.serving(self._flags):
                 problems += management_problems(self._fleet, self._mirror.capture())
             snap = self._publisher.current_if(self._fleet.topology_version)

@@ -108,8 +108,8 @@ class NodeRecord:
     services: tuple[InstalledService, ...] = field(default=())
     services_healthy: bool = False  # is_healthy(services), kept with services
     capabilities: LanguageCapabilities = field(default_factory=LanguageCapabilities)
-    gate: SteadyGate | None = None  # told whenever the record enters or leaves the steady state
-    in_gate: bool = False  # admitted to ``gate`` (== self.steady when there is a gate)
+    gate: SteadyGate | None = field(default=None, repr=False)  # told when the record enters or leaves the steady state
+    in_gate: bool = field(default=False, repr=False)  # admitted to ``gate`` (== self.steady when there is a gate)
 
     @classmethod
     def new(
