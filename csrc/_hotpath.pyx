@@ -1214,3 +1214,4 @@ cdef class CompiledSnapshot:
 
 include "_sessions.pxi"
 include "_dispatch.pxi"
+include "_beats.pxi"

@@ -46,7 +46,8 @@ def test_cache_holds_plain_data_that_pickles(cache):
 
 CLASSES = (
     selection.SelectNode, selection.SelectNodesBatch, selection.Agreement, selection.SelectionBatches,
-    registry.UpdateNodeHeartbeat, registry.UpdateNodeHeartbeats, registry.PublishSnapshot,
+    registry.UpdateNodeHeartbeat, registry.UpdateNodeHeartbeatSubscribed, registry.UpdateNodeHeartbeats,
+    registry.PublishSnapshot,
     registry.SetPhase3Config, registry.Memory, registry.SnapshotSize,
 )  # fmt: skip
 
@@ -122,7 +123,9 @@ def test_fast_over_legacy_time_is_a_ratio_below_one(cache):
     assert 0 < bench.track_fast_over_legacy_time(cache, "small") < 1
 
 
-@pytest.mark.parametrize("cls", [registry.UpdateNodeHeartbeat, registry.UpdateNodeHeartbeats])
+@pytest.mark.parametrize(
+    "cls", [registry.UpdateNodeHeartbeat, registry.UpdateNodeHeartbeatSubscribed, registry.UpdateNodeHeartbeats]
+)
 @pytest.mark.parametrize("path", common.PATHS)
 def test_heartbeats_leave_the_state_alone(cache, path, cls):
     bench = cls()
@@ -135,6 +138,22 @@ def test_heartbeats_leave_the_state_alone(cache, path, cls):
     assert [(v.status, v.running_jobs, v.cpu_usage) for v in after] == [
         (v.status, v.running_jobs, v.cpu_usage) for v in before
     ]
+
+
+@pytest.mark.hotpath
+@pytest.mark.parametrize("path", common.PATHS)
+def test_the_heartbeat_benchmarks_measure_the_compiled_and_the_python_beat(cache, path):
+    """``UpdateNodeHeartbeat`` times the one-call beat of steady nodes;
+    ``UpdateNodeHeartbeatSubscribed`` (a listener, subscribed once however
+    often asv calls setup) the Python path."""
+    compiled, python = registry.UpdateNodeHeartbeat(), registry.UpdateNodeHeartbeatSubscribed()
+    for bench in (compiled, python, python):
+        bench.setup(cache, "small", path)
+        bench.track_heartbeat_seconds(cache, "small", path)
+    assert compiled.steady.registry is not python.steady.registry
+    assert len(python.steady.registry._listeners) == 1
+    assert compiled.steady.registry._steady.applied >= 9 * registry.HEARTBEAT_BLOCK
+    assert python.steady.registry._steady.applied == 0
 
 
 class _OlderRegistry:

@@ -43,13 +43,15 @@ def _no_undo(_result: object) -> None:
 class UpdateNodeHeartbeat(Base):
     """Load-only heartbeats (the O(1) case), 1,000 per round over the fleet in
     order, each repeating the node's first report: the registry's state is the
-    same after every round."""
+    same after every round. The nodes are READY, so with the extension built
+    each beat is one compiled call (docs/HOTPATH.md, "Heartbeats in one call")."""
 
     params = (WORKLOADS, PATHS)
     param_names = ["workload", "path"]
+    purpose = "heartbeat"
 
     def setup(self, cache, workload, path):
-        self.steady = Steady.get(cache, workload, path, "heartbeat")
+        self.steady = Steady.get(cache, workload, path, self.purpose)
         wl = cache[workload]["workload"]
         beats = [
             (info.node_id, Heartbeat(b.cpu_usage, b.memory_usage, b.gpu_usage, b.current_jobs))
@@ -68,6 +70,20 @@ class UpdateNodeHeartbeat(Base):
         return per_call_seconds(run, _no_undo, len(beats), rounds=9)
 
     track_heartbeat_seconds.unit = "seconds"
+
+
+class UpdateNodeHeartbeatSubscribed(UpdateNodeHeartbeat):
+    """The same beats with a change listener subscribed (as cluster sync does):
+    every beat takes the Python path under the registry lock and emits its
+    event to a listener that does nothing."""
+
+    purpose = "heartbeat-subscribed"  # a registry of its own
+
+    def setup(self, cache, workload, path):
+        super().setup(cache, workload, path)
+        if not self.steady.state.get("subscribed"):
+            self.steady.registry.subscribe(_no_undo)
+            self.steady.state["subscribed"] = True
 
 
 class UpdateNodeHeartbeats(UpdateNodeHeartbeat):

@@ -188,3 +188,16 @@ cdef class Dispatcher:
                            int64_t generation) except -2
     cdef int32_t bind(self, CompiledSnapshot cs, int32_t s, JobIn* j, str src, str tgt, required_types) except -2
     cdef object finish(self, snapshot, CompiledSnapshot cs, const JobOut* out, bytes records, float64_t now)
+
+
+@cython.final
+cdef class SteadyBeats:
+    cdef LoadTable loads
+    cdef dict steady                  # node id (exact str) -> load slot, for steady nodes
+    cdef object lock_probe            # the registry lock's locked() (a builtin)
+    cdef object clock                 # the registry's clock
+    cdef object hb_type               # the Heartbeat class
+    cdef Py_ssize_t offsets[6]        # where its six slots sit in an instance
+    cdef bint enabled, quiet          # compiled beats on; no change listener subscribed
+    cdef uint64_t changes             # bumped by every admit / evict / switch
+    cdef readonly uint64_t applied    # beats applied here (merged into the heartbeats counter)

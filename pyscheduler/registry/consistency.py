@@ -8,6 +8,8 @@ registry lock.
 
 from __future__ import annotations
 
+from typing import Any
+
 from ..runtime.snapshot import RuntimeSnapshot, build_snapshot
 from ..state.fleet import Fleet
 from ..state.management import ManagementState, NodeEntry, entry_differences
@@ -15,7 +17,25 @@ from ..state.nodes import STATUS_CODES
 from ..state.pools import PoolLookup, node_pools
 from ..state.reservations import Reservations
 
-__all__ = ["fleet_problems", "management_problems", "snapshot_problems"]
+__all__ = ["fleet_problems", "management_problems", "snapshot_problems", "steady_problems"]
+
+
+def steady_problems(fleet: Fleet, gate: Any) -> list[str]:
+    """The steady table of the compiled heartbeat (``_hotpath.SteadyBeats``)
+    against the records: it must hold exactly the steady nodes (those with an
+    id of the exact ``str`` type), each at its slot."""
+    problems: list[str] = []
+    admitted = 0
+    for node_id in sorted(fleet.nodes):
+        rec = fleet.nodes[node_id]
+        want = rec.slot if rec.steady and type(node_id) is str else -1
+        got = gate.slot_of(node_id)
+        admitted += got >= 0
+        if got != want:
+            problems.append(f"node {node_id}: steady-table slot {got} != expected {want} (status {rec.status.value})")
+    if len(gate) != admitted:
+        problems.append(f"steady table holds {len(gate)} ids, {len(gate) - admitted} of them unknown nodes")
+    return problems
 
 
 def fleet_problems(fleet: Fleet, reservations: Reservations) -> list[str]:

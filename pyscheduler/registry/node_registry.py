@@ -65,13 +65,14 @@ from ..state.nodes import NodeRecord
 from ..state.pools import eligible_pools
 from ..state.reservations import Reservations
 from ..state.sessions import SessionEntry, SessionRuntimeManager, log_rebind
-from .consistency import fleet_problems, management_problems, snapshot_problems
+from .consistency import fleet_problems, management_problems, snapshot_problems, steady_problems
 from .mirror import ManagementMirror
 from .publish import SnapshotPublisher
 
 __all__ = ["NodeRegistry", "REGISTER_POLICIES"]
 
 REGISTER_POLICIES = ("reject_duplicate", "replace")
+_READY = NodeStatus.READY
 _CONFIG_PLAN_TRIES = 3  # plans a config change may lose to concurrent topology changes
 
 #: The fast path times one ``select_node`` call in this many (histogram
@@ -117,6 +118,13 @@ class NodeRegistry:
         # reservation table and counters), or None without the extension
         self._dispatch = fast.new_dispatcher(self._loads) if _compat.HAVE_HOTPATH else None
         self._reservations = Reservations(self._loads, self._dispatch)
+        # load-only beats of steady nodes in one compiled call (docs/HOTPATH.md,
+        # "Heartbeats in one call"); records admit and evict themselves
+        self._steady = (
+            _compat.hotpath.SteadyBeats(self._loads, self._lock.probe, clock, Heartbeat)
+            if _compat.HAVE_HOTPATH else None
+        )
+        self._steady_beat = None if self._steady is None else self._steady.beat
         self._token_ends = 0  # legacy tokens ended (a change stamp for shadow compare)
         self._publisher = SnapshotPublisher(self._metrics)
         self._listeners: tuple[Callable[[RegistryEvent], None], ...] = ()
@@ -236,7 +244,7 @@ class NodeRegistry:
                     raise DuplicateNodeError(f"node {node_id!r} is already registered")
                 self._forget(node_id)
             slot = self._slots.allocate(self._publisher.oldest_live_version())
-            record = NodeRecord.new(info, self._clock(), slot, next(self._serials), self._loads)
+            record = NodeRecord.new(info, self._clock(), slot, next(self._serials), self._loads, self._steady)
             self._reservations.claim_slot(slot, record.serial)
             self._fleet.add(record)
             self._metrics.inc("registrations")
@@ -256,12 +264,22 @@ class NodeRegistry:
 
         Load figures are O(1); new services or languages refresh the node's
         pool membership (a repeat of the same capabilities changes nothing).
+        A load-only, healthy beat of a READY node is one compiled call that
+        takes no lock when the registry lock is free (docs/HOTPATH.md).
         """
+        now = None
+        beat = self._steady_beat
+        if beat is not None:
+            done = beat(node_id, hb)
+            if done is True:
+                return _READY
+            if done is not None:  # the clock was read, but the registry lock was busy
+                now = done[0]
         _require(hb, Heartbeat, "hb", InvalidHeartbeatError)
         with self._heartbeat_guard:
             record = self._live(node_id)
             before = record.status
-            status = self._apply_heartbeat_locked(record, hb, self._clock())
+            status = self._apply_heartbeat_locked(record, hb, self._clock() if now is None else now)
             if self._fleet.touched:  # a load-only beat changes nothing to sync
                 self._mirror.after_change(self._flags)
         if status is not before:
@@ -400,10 +418,14 @@ class NodeRegistry:
             raise InvalidRequestError(f"listener must be callable, got {listener!r}")
         with self._locked("subscribe"):
             self._listeners = (*self._listeners, listener)
+            if self._steady is not None:  # every beat's event is emitted by the Python path
+                self._steady.set_quiet(False)
 
         def unsubscribe() -> None:
             with self._locked("unsubscribe"):
                 self._listeners = tuple(x for x in self._listeners if x is not listener)
+                if self._steady is not None:
+                    self._steady.set_quiet(not self._listeners)
 
         return unsubscribe
 
@@ -818,11 +840,14 @@ class NodeRegistry:
         published snapshot, field by field; empty when consistent.
 
         Checked: membership and reservation counts against a recomputation from
-        the nodes; with the management registry on, every node entry, pool,
+        the nodes; the compiled heartbeat's table of steady nodes against the
+        records; with the management registry on, every node entry, pool,
         member list and config against the legacy side; a current snapshot
         against a fresh build from the same state."""
         with self._locked("verify_consistency"):
             problems = fleet_problems(self._fleet, self._reservations)
+            if self._steady is not None:
+                problems += steady_problems(self._fleet, self._steady)
             if self._mirror.serving(self._flags):
                 problems += management_problems(self._fleet, self._mirror.capture())
             snap = self._publisher.current_if(self._fleet.topology_version)
@@ -840,7 +865,7 @@ class NodeRegistry:
         """
         with self._locked("metrics"):
             out = self._metrics.snapshot()
-            out["counters"] = _merged_counters(out["counters"], self._dispatch)
+            out["counters"] = _merged_counters(out["counters"], self._dispatch, self._steady)
             snap = self._publisher.current
             connected = [r for r in self._fleet.nodes.values() if not r.disconnected]
             by_status = Counter(r.status.value for r in connected)
@@ -883,12 +908,15 @@ _ALWAYS_COUNTED = (
 )
 
 
-def _merged_counters(counters: dict[str, int], dispatch: Any) -> dict[str, int]:
+def _merged_counters(counters: dict[str, int], dispatch: Any, steady: Any = None) -> dict[str, int]:
     """The registry's counters plus the compiled dispatcher's, every dispatch
-    counter present (at 0 before its first event)."""
+    counter present (at 0 before its first event), and ``heartbeats`` counting
+    the beats applied in one compiled call too (present once one was applied)."""
     merged = dict.fromkeys(_ALWAYS_COUNTED, 0)
     for name, n in counters.items():
         merged[name] = merged.get(name, 0) + n
+    if steady is not None and steady.applied:
+        merged["heartbeats"] = merged.get("heartbeats", 0) + steady.applied
     if dispatch is not None:
         for name, n in dispatch.counters().items():
             merged[name] = merged.get(name, 0) + n

@@ -86,6 +86,7 @@ class Fleet:
         self._unindex_node(record)
         self._set_pools(record, ())
         record.disconnected = True
+        record.sync_gate()
         self.topology_version += 1
 
     def capabilities_changed(self, record: NodeRecord, old_langs: frozenset[str], old_counted) -> None:

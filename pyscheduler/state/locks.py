@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 
 from . import logs
 from .metrics import Metrics
@@ -48,6 +49,12 @@ class TimedLock:
 
     def locked(self) -> bool:
         return self._lock.locked()
+
+    @property
+    def probe(self) -> Callable[[], bool]:
+        """The underlying lock's own ``locked`` method: a builtin that answers
+        without running Python code (what the compiled heartbeat checks)."""
+        return self._lock.locked
 
     def _slow_wait(self, site: str, waited: float) -> None:
         """Count a slow wait and log it (called after the lock is released)."""

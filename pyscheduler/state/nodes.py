@@ -9,6 +9,7 @@ lifecycle; the registry calls them, never re-implements them.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from .. import _compat
 from ..domain.config import CoreServicesConfig
@@ -25,7 +26,9 @@ from ..domain.model import (
 )
 from .loads import LoadTableLike
 
-__all__ = ["NodeRecord", "STATUS_CODES", "UNHEALTHY_BEATS_TO_DEGRADE", "is_healthy", "provides"]
+__all__ = [
+    "NodeRecord", "STATUS_CODES", "SteadyGate", "UNHEALTHY_BEATS_TO_DEGRADE", "is_healthy", "provides",
+]
 
 UNHEALTHY_BEATS_TO_DEGRADE = 3
 _READY = NodeStatus.READY
@@ -72,6 +75,16 @@ def provides(services: tuple[InstalledService, ...], kind: ServiceType, core: Co
     return False
 
 
+class SteadyGate(Protocol):
+    """Where a record announces that it is (or stops being) *steady*: a
+    load-only, healthy beat would change nothing but its load record. With the
+    extension built this is ``_hotpath.SteadyBeats``, which then applies such
+    beats in one compiled call (docs/HOTPATH.md, "Heartbeats in one call")."""
+
+    def admit(self, node_id: str, slot: int) -> None: ...
+    def evict(self, node_id: str, slot: int) -> None: ...
+
+
 @dataclass(eq=False, slots=True)
 class NodeRecord:
     """Everything the registry knows about one node.
@@ -95,13 +108,19 @@ class NodeRecord:
     services: tuple[InstalledService, ...] = field(default=())
     services_healthy: bool = False  # is_healthy(services), kept with services
     capabilities: LanguageCapabilities = field(default_factory=LanguageCapabilities)
+    gate: SteadyGate | None = field(default=None, repr=False)  # told when the record enters or leaves the steady state
+    in_gate: bool = field(default=False, repr=False)  # admitted to ``gate`` (== self.steady when there is a gate)
 
     @classmethod
-    def new(cls, info: NodeInfo, now: float, slot: int, serial: int, loads: LoadTableLike) -> NodeRecord:
+    def new(
+        cls, info: NodeInfo, now: float, slot: int, serial: int, loads: LoadTableLike,
+        gate: SteadyGate | None = None,
+    ) -> NodeRecord:
         """A REGISTERING record; registration time counts as the first heartbeat."""
         loads.ensure(slot)
         loads.reset(slot, now)
         return cls(
+            gate=gate,
             info=info,
             registered_at=now,
             warmup_since=now,
@@ -132,6 +151,37 @@ class NodeRecord:
         snapshot generation reads it: a status change needs no new snapshot."""
         self._status = status
         self.loads.set_status(self.slot, STATUS_CODES[status])
+        if self.gate is not None:
+            self.sync_gate()
+
+    @property
+    def steady(self) -> bool:
+        """Whether a load-only, healthy beat would change nothing but the load
+        record: READY after a healthy beat, with healthy services, neither
+        draining nor disconnected. Only such a node's beats may be applied
+        without the registry lock (``SteadyGate``)."""
+        return (
+            self._status is _READY
+            and self.unhealthy_streak == 0
+            and self.services_healthy
+            and not self.draining
+            and not self.disconnected
+        )
+
+    def sync_gate(self) -> None:
+        """Tell the gate when the record entered or left the steady state (the
+        owner calls this, under its lock, after changing ``draining`` or
+        ``disconnected``; status changes and beats call it themselves)."""
+        gate = self.gate
+        if gate is None:
+            return
+        steady = self.steady
+        if steady is not self.in_gate:
+            if steady:
+                gate.admit(self.node_id, self.slot)
+            else:
+                gate.evict(self.node_id, self.slot)
+            self.in_gate = steady
 
     def load(self) -> tuple[int, int, float, float, float | None, float]:
         """``(running, reserved, cpu, memory, gpu or None, last_heartbeat)`` now."""
@@ -162,6 +212,8 @@ class NodeRecord:
         if changed:
             self.services_healthy = is_healthy(self.services)
         self._transition(self.services_healthy, now)
+        if self.gate is not None:
+            self.sync_gate()
         return changed
 
     def _transition(self, healthy: bool, now: float) -> None:
