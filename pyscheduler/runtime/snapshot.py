@@ -178,53 +178,86 @@ def _words(masks: list[int], words: int) -> np.ndarray:
 
 def _node_columns(records: list[NodeRecord], fleet: Fleet, lang_ids: Mapping[str, int]) -> dict[str, np.ndarray]:
     """The per-node columns. Capabilities and service sets are shared by many
-    nodes, so each distinct one is encoded once per build."""
+    nodes (the same objects), so each distinct one is encoded once per build
+    and the per-node columns are gathered from those rows by numpy."""
     n_langs = len(lang_ids)
     words = words_for(n_langs)
-    caps_codes: dict[LanguageCapabilities, tuple[int, int, int, int, list[int]]] = {}
-    provided_by: dict[tuple[InstalledService, ...], int] = {}
-    columns: dict[str, list] = {name: [] for name in ("flags", "provides", "max_jobs", "slot",
-                                                      "asr", "tts", "nmt", "nmt_tgt", "pairs")}
+    caps_row: dict[int, int] = {}
+    services_row: dict[int, int] = {}
+    held_caps: list[LanguageCapabilities] = []  # keep the objects: no id is reused meanwhile
+    held_services: list[tuple[InstalledService, ...]] = []
+    node_caps: list[int] = []
+    node_services: list[int] = []
+    flags: list[int] = []
+    max_jobs: list[int] = []
+    slots: list[int] = []
+    encoded: list[bytes] = []
     for record in records:
-        info, caps = record.info, record.capabilities
-        codes = caps_codes.get(caps)
-        if codes is None:
-            codes = caps_codes[caps] = (
-                _mask(caps.asr, lang_ids),
-                _mask(caps.tts, lang_ids),
-                _mask(caps.nmt_languages, lang_ids),
-                _mask((t for _, t in caps.nmt_pairs), lang_ids),
-                sorted(lang_ids[a] * n_langs + lang_ids[b] for a, b in caps.nmt_pairs),
-            )
-        provided = provided_by.get(record.services)
-        if provided is None:
-            provided = provided_by[record.services] = sum(
-                int(kind) for kind in ServiceType if provides(record.services, kind, fleet.core)
-            )
-        columns["flags"].append((_NF_HAS_GPU if info.has_gpu else 0) | (_NF_PUBLIC if info.accept_public_jobs else 0))
-        columns["provides"].append(provided)
-        columns["max_jobs"].append(info.max_concurrent_jobs)
-        columns["slot"].append(record.slot)
-        for name, code in zip(("asr", "tts", "nmt", "nmt_tgt", "pairs"), codes):
-            columns[name].append(code)
-    encoded = [r.node_id.encode("utf-8") for r in records]
+        info, caps, services = record.info, record.capabilities, record.services
+        c = caps_row.get(id(caps))
+        if c is None:
+            c = caps_row[id(caps)] = len(held_caps)
+            held_caps.append(caps)
+        v = services_row.get(id(services))
+        if v is None:
+            v = services_row[id(services)] = len(held_services)
+            held_services.append(services)
+        node_caps.append(c)
+        node_services.append(v)
+        flags.append((_NF_HAS_GPU if info.has_gpu else 0) | (_NF_PUBLIC if info.accept_public_jobs else 0))
+        max_jobs.append(info.max_concurrent_jobs)
+        slots.append(record.slot)
+        encoded.append(info.node_id.encode("utf-8"))
+    rows = _caps_rows(held_caps, lang_ids, n_langs, words)
+    provided = np.array(
+        [sum(int(kind) for kind in ServiceType if provides(services, kind, fleet.core)) for services in held_services],
+        dtype=np.uint8,
+    )
+    cidx = np.array(node_caps, dtype=np.intp)
     id_ptr = np.zeros(len(records) + 1, dtype=np.int64)
     id_ptr[1:] = np.cumsum([len(b) for b in encoded], dtype=np.int64)
+    pair_len = rows["pair_len"][cidx]
     pair_ptr = np.zeros(len(records) + 1, dtype=np.int32)
-    pair_ptr[1:] = np.cumsum([len(p) for p in columns["pairs"]], dtype=np.int64)
+    pair_ptr[1:] = np.cumsum(pair_len, dtype=np.int64)
+    # each node's run of pair codes, copied from its capabilities' run in the flat table
+    starts = np.repeat(rows["pair_start"][cidx] - pair_ptr[:-1], pair_len)
+    pair_codes = rows["pair_codes"][starts + np.arange(int(pair_ptr[-1]), dtype=np.int64)]
     return {
-        "slot": np.array(columns["slot"], dtype=np.int32),
-        "node_flags": np.array(columns["flags"], dtype=np.uint8),
-        "provides": np.array(columns["provides"], dtype=np.uint8),
-        "max_jobs": np.array(columns["max_jobs"], dtype=np.int32),
+        "slot": np.array(slots, dtype=np.int32),
+        "node_flags": np.array(flags, dtype=np.uint8),
+        "provides": provided[np.array(node_services, dtype=np.intp)],
+        "max_jobs": np.array(max_jobs, dtype=np.int32),
         "id_ptr": id_ptr,
         "id_bytes": np.frombuffer(b"".join(encoded), dtype=np.uint8).copy(),
-        "asr_bits": _words(columns["asr"], words),
-        "tts_bits": _words(columns["tts"], words),
-        "nmt_bits": _words(columns["nmt"], words),
-        "nmt_tgt_bits": _words(columns["nmt_tgt"], words),
+        "asr_bits": rows["asr"][cidx].reshape(-1),
+        "tts_bits": rows["tts"][cidx].reshape(-1),
+        "nmt_bits": rows["nmt"][cidx].reshape(-1),
+        "nmt_tgt_bits": rows["nmt_tgt"][cidx].reshape(-1),
         "pair_ptr": pair_ptr,
-        "pair_codes": np.fromiter(
-            (c for p in columns["pairs"] for c in p), dtype=np.int32, count=int(pair_ptr[-1])
-        ),
+        "pair_codes": pair_codes.astype(np.int32, copy=False),
     }
+
+
+def _caps_rows(
+    held: list[LanguageCapabilities], lang_ids: Mapping[str, int], n_langs: int, words: int
+) -> dict[str, np.ndarray]:
+    """Each distinct capabilities object encoded once: its language bitsets
+    (``words`` words a row) and its pair codes (a flat table with each row's
+    start and length)."""
+    masks: dict[str, list[int]] = {name: [] for name in ("asr", "tts", "nmt", "nmt_tgt")}
+    pair_lists: list[list[int]] = []
+    for caps in held:
+        masks["asr"].append(_mask(caps.asr, lang_ids))
+        masks["tts"].append(_mask(caps.tts, lang_ids))
+        masks["nmt"].append(_mask(caps.nmt_languages, lang_ids))
+        masks["nmt_tgt"].append(_mask((t for _, t in caps.nmt_pairs), lang_ids))
+        pair_lists.append(sorted(lang_ids[a] * n_langs + lang_ids[b] for a, b in caps.nmt_pairs))
+    pair_len = np.array([len(p) for p in pair_lists], dtype=np.int64)
+    pair_start = np.zeros(len(pair_lists), dtype=np.int64)
+    if len(pair_lists) > 1:
+        pair_start[1:] = np.cumsum(pair_len[:-1])
+    out = {name: _words(values, words).reshape(len(values), words) for name, values in masks.items()}
+    out["pair_len"] = pair_len
+    out["pair_start"] = pair_start
+    out["pair_codes"] = np.fromiter((c for p in pair_lists for c in p), dtype=np.int64, count=int(pair_len.sum()))
+    return out

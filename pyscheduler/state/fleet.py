@@ -10,11 +10,13 @@ from __future__ import annotations
 import bisect
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from ..domain.config import CoreServicesConfig, Phase3Config, PoolConfig
 from ..domain.errors import UnknownPoolError
-from .nodes import NodeRecord
+from ..domain.model import ServiceType
+from .nodes import Membership, NodeRecord, installed_types
 from .pools import PoolGenerator, PoolLookup, membership_of, node_pools
 
 __all__ = ["ConfigPlan", "Fleet", "FleetCapture", "counted_set", "plan_config"]
@@ -32,6 +34,7 @@ class Fleet:
         self._generated_sets: set[frozenset[str]] = set()
         self.pools: dict[int, PoolConfig] = {}
         self.members: dict[int, list[str]] = {}
+        self.membership = Membership()  # every record's pool ids, shared by the records
         self.set_counts: Counter[frozenset[str]] = Counter()
         self._lang_nodes: dict[str, set[str]] = {}
         self._lookup = PoolLookup(())
@@ -62,6 +65,7 @@ class Fleet:
     def add(self, record: NodeRecord) -> None:
         """Add a new node (replacing none: call :meth:`discard` first)."""
         self.nodes[record.node_id] = record
+        record.membership = self.membership
         self.touched.add(record.node_id)
         self._index_node(record)
         self._assign(record)
@@ -75,6 +79,7 @@ class Fleet:
         if record is not None:
             self._unindex_node(record)
             self._set_pools(record, ())
+            record.membership = None  # a record of the same id may come: this one reads no pools
             self.topology_version += 1
         return record
 
@@ -121,25 +126,30 @@ class Fleet:
             records=tuple(self.nodes.values()),
             generator=self.generator.copy(),
             generated=self.generated,
+            lookup=self._lookup,
         )
 
     def apply_config(self, plan: ConfigPlan) -> bool:
         """Install a plan computed from :meth:`capture`; False (nothing changed) when
-        the topology moved since the capture (compute a new plan then)."""
+        the topology moved since the capture (compute a new plan then).
+
+        O(1) whatever the fleet's size: every structure was prepared by the plan
+        and is swapped in by reference (the nodes' pool ids with the membership
+        table). ``pools_changed`` is set; ``touched`` is left alone (a copy kept
+        elsewhere learns of the change from ``pools_changed``)."""
         if plan.version != self.topology_version:
             return False
+        # what is replaced is freed with the plan, after the caller's lock is released
+        plan.retired.extend((self.members, self.membership.by_node, self._lookup, self.set_counts))
         self.cfg = plan.cfg
         self.generator = plan.generator
         self.set_counts = plan.set_counts
-        self._set_generated(plan.generated)
+        self.generated = plan.generated
+        self._generated_sets = plan.generated_sets
         self.pools = plan.pools
         self._lookup = plan.lookup
         self.members = plan.members
-        for record in self.nodes.values():
-            pool_ids = plan.pool_ids.get(record.node_id, ())
-            if pool_ids != record.pool_ids:
-                record.pool_ids = pool_ids
-                self.touched.add(record.node_id)
+        self.membership.by_node = plan.pool_ids
         self.pools_changed = True
         self.topology_version += 1
         return True
@@ -186,8 +196,7 @@ class Fleet:
         self.pools = {p.pool_id: p for p in pools}
         self._lookup = PoolLookup(self.pools.values())
         self.members = {pid: [] for pid in self.pools}
-        for record in self.nodes.values():
-            record.pool_ids = ()
+        self.membership.by_node = {}
 
     def _assign(self, record: NodeRecord) -> None:
         pools = node_pools(
@@ -267,6 +276,7 @@ class FleetCapture:
     records: tuple[NodeRecord, ...]
     generator: PoolGenerator  # a private copy: planning may hand out new ids
     generated: tuple[PoolConfig, ...]
+    lookup: PoolLookup  # the current pools' lookup: its answers carry over to equal pools
 
 
 @dataclass(frozen=True)
@@ -278,10 +288,12 @@ class ConfigPlan:
     generator: PoolGenerator
     set_counts: Counter[frozenset[str]]
     generated: tuple[PoolConfig, ...]
+    generated_sets: set[frozenset[str]]
     pools: dict[int, PoolConfig]
     lookup: PoolLookup
     members: dict[int, list[str]]
-    pool_ids: dict[str, tuple[int, ...]]  # per connected node
+    pool_ids: dict[str, tuple[int, ...]]  # per connected node in some pool: the new membership table
+    retired: list[Any] = field(default_factory=list)  # what apply_config replaced, freed with the plan
 
 
 def plan_config(cfg: Phase3Config, capture: FleetCapture) -> ConfigPlan:
@@ -291,11 +303,20 @@ def plan_config(cfg: Phase3Config, capture: FleetCapture) -> ConfigPlan:
     configured pool id is held by a generated pool. Reads node records without a
     lock: a record whose languages or services change meanwhile bumps the fleet's
     topology version, which makes :meth:`Fleet.apply_config` refuse the plan.
+
+    Nodes are grouped by the capability and service values they hold (shared
+    objects, so one dict step per node), and everything derived from those —
+    the language set, the set counted for generation, the installed services,
+    the pools covered — is computed once per group.
     """
     generator = capture.generator
     generator.check_configured(cfg.pools)
-    live = [r for r in capture.records if not r.disconnected]
-    set_counts = Counter(s for s in (counted_set(r, cfg) for r in live) if s is not None)
+    sets = _capability_groups(capture.records)  # (language set, installed, node ids, semantic)
+    set_counts: Counter[frozenset[str]] = Counter()
+    require_semantic = cfg.auto_pool.require_semantic
+    for langs, _, node_ids, semantic in sets:
+        if semantic or not require_semantic:
+            set_counts[langs] += len(node_ids)
     generated: tuple[PoolConfig, ...] = ()
     if cfg.auto_generate_language_pools:
         generated = generator.generate(set_counts, cfg.auto_pool, cfg.pools, ())
@@ -304,12 +325,51 @@ def plan_config(cfg: Phase3Config, capture: FleetCapture) -> ConfigPlan:
             # keep the pools generated before (their ids cannot collide, see above)
             generated = capture.generated[: cfg.auto_pool.max_pools]
     pools = {p.pool_id: p for p in (*cfg.pools, *generated)}
-    lookup = PoolLookup(pools.values())
-    pool_ids = membership_of(live, lookup, cfg.membership)
-    members: dict[int, list[str]] = {pid: [] for pid in pools}
-    for node_id in sorted(pool_ids):
-        for pid in pool_ids[node_id]:
-            members[pid].append(node_id)
+    lookup = capture.lookup.carried_to(pools)
+    pool_ids = membership_of([g[:3] for g in sets], lookup, cfg.membership)
+    gathered: dict[int, list[str]] = {pid: [] for pid in pools}
+    if cfg.membership == "all_matching":  # a group's nodes share their pools
+        for _, _, node_ids, _ in sets:
+            first = pool_ids.get(node_ids[0], ())
+            for pid in first:
+                gathered[pid].extend(node_ids)
+    else:
+        for node_id, ids in pool_ids.items():
+            for pid in ids:
+                gathered[pid].append(node_id)
+    members = {pid: sorted(ids) for pid, ids in gathered.items()}
     return ConfigPlan(
-        capture.version, cfg, generator, set_counts, generated, pools, lookup, members, pool_ids
-    )
+        capture.version, cfg, generator, set_counts, generated, {p.language_set for p in generated},
+        pools, lookup, members, pool_ids,
+    )  # fmt: skip
+
+
+def _capability_groups(
+    records: Iterable[NodeRecord],
+) -> list[tuple[frozenset[str], ServiceType, list[str], bool]]:
+    """The connected records grouped by what membership and generation read:
+    ``(language set, installed services, node ids, semantic?)`` per group.
+
+    The language set and the installed services are computed once per distinct
+    capabilities / services object (records share them: one dict step per
+    node), and groups are keyed by their values.
+    """
+    per_caps: dict[int, tuple[Any, frozenset[str], bool]] = {}  # holds the object: no id reuse
+    per_services: dict[int, tuple[Any, ServiceType]] = {}
+    groups: dict[tuple[frozenset[str], ServiceType, bool], list[str]] = {}
+    for record in records:
+        if record.disconnected:
+            continue
+        caps, services = record.capabilities, record.services
+        c = per_caps.get(id(caps))
+        if c is None:
+            c = per_caps[id(caps)] = (caps, caps.language_set(), bool(caps.semantic))
+        s = per_services.get(id(services))
+        if s is None:
+            s = per_services[id(services)] = (services, installed_types(services))
+        key = (c[1], s[1], c[2])
+        ids = groups.get(key)
+        if ids is None:
+            ids = groups[key] = []
+        ids.append(record.info.node_id)
+    return [(langs, installed, ids, semantic) for (langs, installed, semantic), ids in groups.items()]

@@ -163,6 +163,15 @@ class ManagementRegistry:
             fresh.core = self._state.core
             self._state = fresh
 
+    def install(self, state: ManagementState) -> ManagementState:
+        """Swap in a state prepared outside every lock (its core is kept from the
+        current one: the core config is not part of what was prepared). Returns
+        the state replaced, for the caller to free after its own locks."""
+        with self.lock.at("install"):
+            state.core = self._state.core
+            old, self._state = self._state, state
+        return old
+
     def set_core(self, core: CoreServicesConfig, version: int) -> None:
         with self.lock.at("set_core"):
             self._state.core = core
@@ -174,6 +183,11 @@ class ManagementRegistry:
         """A consistent copy of the state, for a snapshot build outside the lock."""
         with self.lock.at("capture"):
             return self._state.copy()
+
+    def entries(self) -> dict[str, NodeEntry]:
+        """A copy of the node entries (one C-level dict copy under the lock)."""
+        with self.lock.at("entries"):
+            return dict(self._state.nodes)
 
 
 def _move(state: ManagementState, node_id: str, old: tuple[int, ...], new: tuple[int, ...]) -> None:

@@ -25,7 +25,7 @@ from ..domain.model import (
 )
 from .loads import LoadTableLike
 
-__all__ = ["NodeRecord", "STATUS_CODES", "UNHEALTHY_BEATS_TO_DEGRADE", "is_healthy", "provides"]
+__all__ = ["Membership", "NodeRecord", "STATUS_CODES", "UNHEALTHY_BEATS_TO_DEGRADE", "is_healthy", "provides"]
 
 UNHEALTHY_BEATS_TO_DEGRADE = 3
 _READY = NodeStatus.READY
@@ -72,6 +72,21 @@ def provides(services: tuple[InstalledService, ...], kind: ServiceType, core: Co
     return False
 
 
+class Membership:
+    """Every node's pool ids, by node id: one table for a whole fleet.
+
+    The records of a fleet share it (``NodeRecord.pool_ids`` reads and writes
+    it), so a config change installs every node's new membership by swapping
+    :attr:`by_node` — one reference assignment under the owner's lock instead
+    of a write per node. A node in no pool has no entry.
+    """
+
+    __slots__ = ("by_node",)
+
+    def __init__(self, by_node: dict[str, tuple[int, ...]] | None = None) -> None:
+        self.by_node: dict[str, tuple[int, ...]] = {} if by_node is None else by_node
+
+
 @dataclass(eq=False, slots=True)
 class NodeRecord:
     """Everything the registry knows about one node.
@@ -91,7 +106,7 @@ class NodeRecord:
     unhealthy_streak: int = 0
     draining: bool = False
     disconnected: bool = False
-    pool_ids: tuple[int, ...] = ()
+    membership: Membership | None = None  # the owning fleet's table (see Membership)
     services: tuple[InstalledService, ...] = field(default=())
     services_healthy: bool = False  # is_healthy(services), kept with services
     capabilities: LanguageCapabilities = field(default_factory=LanguageCapabilities)
@@ -117,6 +132,22 @@ class NodeRecord:
     def node_id(self) -> str:
         assert self.info.node_id is not None
         return self.info.node_id
+
+    @property
+    def pool_ids(self) -> tuple[int, ...]:
+        """The pools this node belongs to, sorted (read from its fleet's membership table)."""
+        membership = self.membership
+        return () if membership is None else membership.by_node.get(self.node_id, ())
+
+    @pool_ids.setter
+    def pool_ids(self, pool_ids: tuple[int, ...]) -> None:
+        membership = self.membership
+        if membership is None:  # a record no fleet holds keeps a table of its own
+            membership = self.membership = Membership()
+        if pool_ids:
+            membership.by_node[self.node_id] = pool_ids
+        else:
+            membership.by_node.pop(self.node_id, None)
 
     @property
     def installed(self) -> ServiceType:
