@@ -84,7 +84,7 @@ def build_snapshot(fleet: Fleet, loads: LoadTableLike, version: int) -> RuntimeS
     pools = fleet.ordered_pools()
     pool_langs = {lang for p in pools for lang in p.languages}
     langs = set(pool_langs)
-    for caps in dict.fromkeys(r.capabilities for r in records):  # each distinct set once
+    for caps in {id(r.capabilities): r.capabilities for r in records}.values():  # each object once
         langs |= caps.all_languages()
     lang_ids = intern_languages(langs, first=pool_langs)  # the index covers pool languages only
     index = PoolLanguageIndex(pools, fleet.cfg, lang_ids)
