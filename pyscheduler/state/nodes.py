@@ -29,6 +29,8 @@ __all__ = ["Membership", "NodeRecord", "STATUS_CODES", "UNHEALTHY_BEATS_TO_DEGRA
 
 UNHEALTHY_BEATS_TO_DEGRADE = 3
 _READY = NodeStatus.READY
+_RUNNING = ServiceState.RUNNING
+_CORE_MASK = CORE_TYPES.value
 
 _CODES = _compat.KERNEL_CODES
 STATUS_CODES = {
@@ -53,13 +55,13 @@ def is_healthy(services: tuple[InstalledService, ...]) -> bool:
     [0, 100] (every Heartbeat guarantees it), at least one core type is
     installed, and every installed core *type* is RUNNING — some service of
     that type runs (a stopped spare beside a running one is fine)."""
-    installed = ServiceType(0)
-    running = ServiceType(0)
+    installed = running = 0  # int arithmetic: an enum ``|`` per service costs ~1 µs
     for s in services:
-        if s.type & CORE_TYPES:
-            installed |= s.type
-            if s.state is ServiceState.RUNNING:
-                running |= s.type
+        kind = s.type.value & _CORE_MASK
+        if kind:
+            installed |= kind
+            if s.state is _RUNNING:
+                running |= kind
     return bool(installed) and running == installed
 
 
