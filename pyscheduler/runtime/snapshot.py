@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from operator import attrgetter
 from types import MappingProxyType
 from typing import Any
 
@@ -23,7 +24,7 @@ import numpy as np
 from .. import _compat
 from ..domain.config import Phase3Config
 from ..domain.languages import AUTO
-from ..domain.model import InstalledService, LanguageCapabilities, ServiceType
+from ..domain.model import LanguageCapabilities, ServiceType
 from ..state.fleet import Fleet
 from ..state.loads import LoadTableLike
 from ..state.nodes import NodeRecord, provides
@@ -178,64 +179,66 @@ def _words(masks: list[int], words: int) -> np.ndarray:
 
 def _node_columns(records: list[NodeRecord], fleet: Fleet, lang_ids: Mapping[str, int]) -> dict[str, np.ndarray]:
     """The per-node columns. Capabilities and service sets are shared by many
-    nodes (the same objects), so each distinct one is encoded once per build
-    and the per-node columns are gathered from those rows by numpy."""
+    nodes (the same objects), so each distinct one is encoded once per build;
+    the per-node reads are C-level passes (``map`` over attribute getters) and
+    the columns are gathered from the distinct rows by numpy."""
+    n = len(records)
     n_langs = len(lang_ids)
     words = words_for(n_langs)
-    caps_row: dict[int, int] = {}
-    services_row: dict[int, int] = {}
-    held_caps: list[LanguageCapabilities] = []  # keep the objects: no id is reused meanwhile
-    held_services: list[tuple[InstalledService, ...]] = []
-    node_caps: list[int] = []
-    node_services: list[int] = []
-    flags: list[int] = []
-    max_jobs: list[int] = []
-    slots: list[int] = []
-    encoded: list[bytes] = []
-    for record in records:
-        info, caps, services = record.info, record.capabilities, record.services
-        c = caps_row.get(id(caps))
-        if c is None:
-            c = caps_row[id(caps)] = len(held_caps)
-            held_caps.append(caps)
-        v = services_row.get(id(services))
-        if v is None:
-            v = services_row[id(services)] = len(held_services)
-            held_services.append(services)
-        node_caps.append(c)
-        node_services.append(v)
-        flags.append((_NF_HAS_GPU if info.has_gpu else 0) | (_NF_PUBLIC if info.accept_public_jobs else 0))
-        max_jobs.append(info.max_concurrent_jobs)
-        slots.append(record.slot)
-        encoded.append(info.node_id.encode("utf-8"))
-    rows = _caps_rows(held_caps, lang_ids, n_langs, words)
+    infos = list(map(_INFO, records))
+    caps = list(map(_CAPS, records))  # the lists hold the objects: no id is reused meanwhile
+    services = list(map(_SERVICES, records))
+    caps_first, caps_of = _distinct(caps)
+    services_first, services_of = _distinct(services)
+    rows = _caps_rows([caps[i] for i in caps_first], lang_ids, n_langs, words)
     provided = np.array(
-        [sum(int(kind) for kind in ServiceType if provides(services, kind, fleet.core)) for services in held_services],
+        [sum(int(kind) for kind in ServiceType if provides(services[i], kind, fleet.core)) for i in services_first],
         dtype=np.uint8,
     )
-    cidx = np.array(node_caps, dtype=np.intp)
-    id_ptr = np.zeros(len(records) + 1, dtype=np.int64)
-    id_ptr[1:] = np.cumsum([len(b) for b in encoded], dtype=np.int64)
-    pair_len = rows["pair_len"][cidx]
-    pair_ptr = np.zeros(len(records) + 1, dtype=np.int32)
+    flags = np.fromiter(map(_HAS_GPU, infos), dtype=np.bool_, count=n).astype(np.uint8) * np.uint8(_NF_HAS_GPU)
+    flags |= np.fromiter(map(_PUBLIC, infos), dtype=np.bool_, count=n).astype(np.uint8) * np.uint8(_NF_PUBLIC)
+    encoded = [node_id.encode("utf-8") for node_id in map(_NODE_ID, infos)]
+    id_ptr = np.zeros(n + 1, dtype=np.int64)
+    id_ptr[1:] = np.cumsum(np.fromiter(map(len, encoded), dtype=np.int64, count=n))
+    pair_len = rows["pair_len"][caps_of]
+    pair_ptr = np.zeros(n + 1, dtype=np.int32)
     pair_ptr[1:] = np.cumsum(pair_len, dtype=np.int64)
     # each node's run of pair codes, copied from its capabilities' run in the flat table
-    starts = np.repeat(rows["pair_start"][cidx] - pair_ptr[:-1], pair_len)
+    starts = np.repeat(rows["pair_start"][caps_of] - pair_ptr[:-1], pair_len)
     pair_codes = rows["pair_codes"][starts + np.arange(int(pair_ptr[-1]), dtype=np.int64)]
     return {
-        "slot": np.array(slots, dtype=np.int32),
-        "node_flags": np.array(flags, dtype=np.uint8),
-        "provides": provided[np.array(node_services, dtype=np.intp)],
-        "max_jobs": np.array(max_jobs, dtype=np.int32),
+        "slot": np.fromiter(map(_SLOT, records), dtype=np.int32, count=n),
+        "node_flags": flags,
+        "provides": provided[services_of],
+        "max_jobs": np.fromiter(map(_MAX_JOBS, infos), dtype=np.int32, count=n),
         "id_ptr": id_ptr,
         "id_bytes": np.frombuffer(b"".join(encoded), dtype=np.uint8).copy(),
-        "asr_bits": rows["asr"][cidx].reshape(-1),
-        "tts_bits": rows["tts"][cidx].reshape(-1),
-        "nmt_bits": rows["nmt"][cidx].reshape(-1),
-        "nmt_tgt_bits": rows["nmt_tgt"][cidx].reshape(-1),
+        "asr_bits": rows["asr"][caps_of].reshape(-1),
+        "tts_bits": rows["tts"][caps_of].reshape(-1),
+        "nmt_bits": rows["nmt"][caps_of].reshape(-1),
+        "nmt_tgt_bits": rows["nmt_tgt"][caps_of].reshape(-1),
         "pair_ptr": pair_ptr,
         "pair_codes": pair_codes.astype(np.int32, copy=False),
     }
+
+
+_INFO = attrgetter("info")
+_CAPS = attrgetter("capabilities")
+_SERVICES = attrgetter("services")
+_SLOT = attrgetter("slot")
+_HAS_GPU = attrgetter("has_gpu")
+_PUBLIC = attrgetter("accept_public_jobs")
+_MAX_JOBS = attrgetter("max_concurrent_jobs")
+_NODE_ID = attrgetter("node_id")
+
+
+def _distinct(objects: list[Any]) -> tuple[list[int], np.ndarray]:
+    """The distinct objects of ``objects`` by identity: the index of each one's
+    first occurrence, and for every element the number of its object (an index
+    into that list). The caller holds ``objects``, so no id is reused meanwhile."""
+    ids = np.fromiter(map(id, objects), dtype=np.uint64, count=len(objects))
+    _, first, of = np.unique(ids, return_index=True, return_inverse=True)
+    return first.tolist(), of.reshape(-1).astype(np.intp, copy=False)
 
 
 def _caps_rows(

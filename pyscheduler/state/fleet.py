@@ -8,10 +8,14 @@ raises before it changes anything, so bad input leaves the fleet as it was.
 from __future__ import annotations
 
 import bisect
+import itertools
+import operator
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
+
+import numpy as np
 
 from ..domain.config import CoreServicesConfig, Phase3Config, PoolConfig
 from ..domain.errors import UnknownPoolError
@@ -350,26 +354,52 @@ def _capability_groups(
     """The connected records grouped by what membership and generation read:
     ``(language set, installed services, node ids, semantic?)`` per group.
 
-    The language set and the installed services are computed once per distinct
-    capabilities / services object (records share them: one dict step per
-    node), and groups are keyed by their values.
+    The per-node reads are C-level passes (``map`` over attribute getters);
+    the language set and the installed services are computed once per
+    distinct capabilities / services object (records share them), and nodes
+    are grouped by those values with numpy.
     """
-    per_caps: dict[int, tuple[Any, frozenset[str], bool]] = {}  # holds the object: no id reuse
-    per_services: dict[int, tuple[Any, ServiceType]] = {}
-    groups: dict[tuple[frozenset[str], ServiceType, bool], list[str]] = {}
-    for record in records:
-        if record.disconnected:
-            continue
-        caps, services = record.capabilities, record.services
-        c = per_caps.get(id(caps))
-        if c is None:
-            c = per_caps[id(caps)] = (caps, caps.language_set(), bool(caps.semantic))
-        s = per_services.get(id(services))
-        if s is None:
-            s = per_services[id(services)] = (services, installed_types(services))
-        key = (c[1], s[1], c[2])
-        ids = groups.get(key)
-        if ids is None:
-            ids = groups[key] = []
-        ids.append(record.info.node_id)
-    return [(langs, installed, ids, semantic) for (langs, installed, semantic), ids in groups.items()]
+    live = list(itertools.compress(records, map(operator.not_, map(_DISCONNECTED, records))))
+    if not live:
+        return []
+    caps = list(map(_CAPS, live))  # the lists hold the objects: no id is reused meanwhile
+    services = list(map(_SERVICES, live))
+    caps_first, caps_of = _distinct(caps)
+    services_first, services_of = _distinct(services)
+    sets: dict[tuple[frozenset[str], bool], int] = {}  # (language set, semantic) -> number
+    caps_set = np.array(
+        [sets.setdefault((caps[i].language_set(), bool(caps[i].semantic)), len(sets)) for i in caps_first],
+        dtype=np.int64,
+    )
+    kinds: dict[ServiceType, int] = {}
+    services_kind = np.array(
+        [kinds.setdefault(installed_types(services[i]), len(kinds)) for i in services_first], dtype=np.int64
+    )
+    key = caps_set[caps_of] * len(kinds) + services_kind[services_of]
+    keys, group_of, counts = np.unique(key, return_inverse=True, return_counts=True)
+    order = np.argsort(group_of.reshape(-1), kind="stable")
+    node_ids = list(map(_NODE_ID, live))
+    ordered = [node_ids[i] for i in order.tolist()]
+    set_of = {number: value for value, number in sets.items()}
+    kind_of = {number: value for value, number in kinds.items()}
+    out = []
+    start = 0
+    for k, count in zip(keys.tolist(), counts.tolist()):
+        langs, semantic = set_of[k // len(kinds)]
+        out.append((langs, kind_of[k % len(kinds)], ordered[start : start + count], semantic))
+        start += count
+    return out
+
+
+_DISCONNECTED = operator.attrgetter("disconnected")
+_CAPS = operator.attrgetter("capabilities")
+_SERVICES = operator.attrgetter("services")
+_NODE_ID = operator.attrgetter("info.node_id")
+
+
+def _distinct(objects: list[Any]) -> tuple[list[int], np.ndarray]:
+    """The distinct objects of ``objects`` by identity: the index of each one's
+    first occurrence, and for every element the number of its object."""
+    ids = np.fromiter(map(id, objects), dtype=np.uint64, count=len(objects))
+    _, first, of = np.unique(ids, return_index=True, return_inverse=True)
+    return first.tolist(), of.reshape(-1)
