@@ -354,3 +354,18 @@ def _race(monkeypatch, flags, seed):
     assert reg._mirror._journals == ()
     if flags.use_management_registry:
         assert journaled, "some config changes were installed from a prep"
+
+
+def test_a_capture_keeps_its_member_lists_when_nodes_move_after_it():
+    """Captures share the management copy's member lists (no copy per capture):
+    a later membership change must replace a list, never edit one a capture holds."""
+    reg = make_registry(_fleet(30), pools=[pool(1, ["en", "zh"])], flags=MANAGED)
+    before = reg._mirror.capture()
+    frozen = {pid: tuple(members) for pid, members in before.members.items()}
+    assert "n0000" in frozen[1]
+    reg.register_node_with_policy(node_info("late", ["en", "zh"]))
+    reg.remove_node("n0000")
+    assert {pid: tuple(members) for pid, members in before.members.items()} == frozen
+    after = reg._mirror.capture()
+    assert "late" in after.members[1] and "n0000" not in after.members[1]
+    assert reg.verify_consistency() == []

@@ -13,6 +13,7 @@ small integers once per generation.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from operator import attrgetter
@@ -90,11 +91,13 @@ def build_snapshot(fleet: Fleet, loads: LoadTableLike, version: int) -> RuntimeS
     lang_ids = intern_languages(langs, first=pool_langs)  # the index covers pool languages only
     index = PoolLanguageIndex(pools, fleet.cfg, lang_ids)
     columns = {**_node_columns(records, fleet, lang_ids), **index.columns()}
-    mem_lists = [[node_index[nid] for nid in fleet.members[p.pool_id]] for p in pools]
+    member_lists = [fleet.members[p.pool_id] for p in pools]
     columns["mem_ptr"] = np.zeros(len(pools) + 1, dtype=np.int32)
-    columns["mem_ptr"][1:] = np.cumsum([len(m) for m in mem_lists], dtype=np.int64)
-    columns["mem_idx"] = np.fromiter(
-        (i for m in mem_lists for i in m), dtype=np.int32, count=int(columns["mem_ptr"][-1])
+    columns["mem_ptr"][1:] = np.cumsum([len(m) for m in member_lists], dtype=np.int64)
+    columns["mem_idx"] = np.fromiter(  # one C-level pass: every member's node index, pool by pool
+        map(node_index.__getitem__, itertools.chain.from_iterable(member_lists)),
+        dtype=np.int32,
+        count=int(columns["mem_ptr"][-1]),
     )
     # read-only for good: the kernels trust these arrays (every index was checked once)
     columns = {name: arr if is_frozen(arr) else frozen(arr) for name, arr in columns.items()}

@@ -1,10 +1,11 @@
 """The management domain (docs/DESIGN.md §1): the node and pool state snapshots are built from.
 
 ``ManagementRegistry`` keeps ``ManagementState`` behind one lock that is held
-only for O(1)-per-node updates (a node's entry and its membership diff) or a
-reference swap (a whole new pool set). Entries are immutable ``NodeEntry``
-values, so capturing the state for a snapshot build is a shallow copy taken
-under the lock; the build itself runs outside it (two-phase).
+only for one node's update (its entry, and a new member list for each pool it
+joins or leaves) or a reference swap (a whole new pool set). Entries are
+immutable ``NodeEntry`` values and member lists are replaced, never edited,
+so capturing the state for a snapshot build is a shallow copy (references
+only) taken under the lock; the build itself runs outside it (two-phase).
 
 During a migration the registry keeps its legacy structures (``Fleet``) and
 copies each change here (``NodeRegistry.sync_*_to_management``); the
@@ -103,13 +104,15 @@ class ManagementState:
             raise UnknownPoolError(f"unknown pool id {pool_id!r}") from None
 
     def copy(self) -> ManagementState:
-        """A shallow copy that later updates cannot touch (entries are immutable)."""
+        """A shallow copy that later updates cannot touch (entries are immutable,
+        member lists are replaced, never edited): O(nodes + pools) reference
+        copies, no member list copied."""
         other = ManagementState.__new__(ManagementState)
         other.cfg, other.core, other.version = self.cfg, self.core, self.version
         other.nodes = dict(self.nodes)
         other.pools = dict(self.pools)
         other.generated = self.generated
-        other.members = {pid: list(m) for pid, m in self.members.items()}
+        other.members = dict(self.members)  # the lists are shared: a write replaces a list (_move)
         return other
 
 
@@ -191,12 +194,19 @@ class ManagementRegistry:
 
 
 def _move(state: ManagementState, node_id: str, old: tuple[int, ...], new: tuple[int, ...]) -> None:
-    """Apply a node's membership change to the sorted member lists."""
+    """Apply a node's membership change to the sorted member lists.
+
+    Copy on write: a changed pool gets a new list, never an edit of its old
+    one, which captures (:meth:`ManagementState.copy`) share without copying."""
+    if old == new:
+        return
     for pid in set(old) - set(new):
         members = state.members.get(pid)
         if members is not None:
             i = bisect.bisect_left(members, node_id)
             if i < len(members) and members[i] == node_id:
-                del members[i]
+                state.members[pid] = members[:i] + members[i + 1 :]
     for pid in set(new) - set(old):
-        bisect.insort(state.members.setdefault(pid, []), node_id)
+        members = list(state.members.get(pid, ()))
+        bisect.insort(members, node_id)
+        state.members[pid] = members
