@@ -200,23 +200,48 @@ def test_a_refused_config_closes_its_journal(monkeypatch):
     assert reg.verify_consistency() == []
 
 
-def test_a_plan_outrun_closes_its_journal_and_the_retry_installs(monkeypatch):
+def test_a_registration_during_planning_is_replayed_and_the_journals_close(monkeypatch):
     reg = make_registry(_fleet(20), pools=[pool(1, ["en", "zh"])], flags=MANAGED)
     real = node_registry.plan_config
     calls = []
 
     def racing(cfg, capture):
-        calls.append(len(reg._mirror._journals))
-        if len(calls) == 1:
-            reg.register_node_with_policy(node_info("late", ["en", "ja"]))
+        calls.append((len(reg._fleet._journals), len(reg._mirror._journals)))
+        reg.register_node_with_policy(node_info("late", ["en", "ja"]))
+        reg.remove_node("n0001")
         return real(cfg, capture)
 
     monkeypatch.setattr(node_registry, "plan_config", racing)
-    reg.set_phase3_config(CONFIGS[0])
-    assert calls == [1, 1], "one open journal per try, the first closed before the second"
-    assert reg._mirror._journals == ()
-    assert "late" in reg.pool_members(2)
+    with _locked_work(monkeypatch, reg) as counts:
+        reg.set_phase3_config(CONFIGS[0])
+    assert calls == [(1, 1)], "planned once: the registration is replayed, not re-planned"
+    assert reg._fleet._journals == () and reg._mirror._journals == ()
+    assert "late" in reg.pool_members(2) and "n0001" not in reg.node_ids()
+    # the install replayed two nodes: no pass over the table, an entry for each
+    assert counts["set_phase3_config"]["passes"] == 0
+    assert counts["set_phase3_config"]["entries"] == 1  # "late" (n0001 is gone)
     assert reg.verify_consistency() == []
+
+
+def test_changes_replayed_onto_a_plan_count_for_generation(monkeypatch):
+    """Nodes registered while a generating config is planned count for the
+    generated pools like any registration after it: their set gets its pool."""
+    generating = phase3(pool(500, ["de", "fr"]), auto_generate_language_pools=True,
+                        auto_pool=AutoPoolConfig(min_nodes_per_pool=2, require_semantic=False))  # fmt: skip
+    reg = make_registry(_fleet(12), pools=[pool(500, ["de", "fr"])], flags=MANAGED)
+    real = node_registry.plan_config
+
+    def racing(cfg, capture):
+        for k in range(2):  # a new language set reaches the threshold meanwhile
+            reg.register_node_with_policy(node_info(f"ko{k}", ["en", "ko"]))
+        return real(cfg, capture)
+
+    monkeypatch.setattr(node_registry, "plan_config", racing)
+    reg.set_phase3_config(generating)
+    ko = [p for p in reg.pools() if p.language_set == frozenset({"en", "ko"})]
+    assert len(ko) == 1 and reg.pool_members(ko[0].pool_id) == ["ko0", "ko1"]
+    assert reg.verify_consistency() == []
+    assert reg._fleet._journals == () and reg._mirror._journals == ()
 
 
 def test_a_management_copy_switched_off_meanwhile_is_resynced_when_on_again(monkeypatch):
@@ -294,10 +319,10 @@ def _race(monkeypatch, flags, seed):
     journaled = []
     real_install = mirror_module.ManagementMirror.install_config
 
-    def install(self, prep, flags):
+    def install(self, prep, plan, flags):
         if prep is not None:
             journaled.append(len(prep.journal))
-        return real_install(self, prep, flags)
+        return real_install(self, prep, plan, flags)
 
     monkeypatch.setattr(mirror_module.ManagementMirror, "install_config", install)
 

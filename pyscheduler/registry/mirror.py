@@ -170,23 +170,29 @@ class ManagementMirror:
         if prep is not None:
             self._journals = tuple(j for j in self._journals if j is not prep.journal)
 
-    def install_config(self, prep: ConfigPrep | None, flags: MigrationFlags) -> None:
-        """After the fleet installed the plan (registry lock held): swap the
-        prepared state in, the nodes copied since the capture copied again; or,
-        when the prep is void, the ordinary full path (:meth:`after_change`)."""
+    def install_config(self, prep: ConfigPrep | None, plan: ConfigPlan, flags: MigrationFlags) -> None:
+        """After the fleet installed ``plan`` (registry lock held): swap the
+        prepared state in, the nodes copied or replayed since the capture copied
+        again (entry and membership); or, when the prep is void or the fleet's
+        replay generated pools, the ordinary full path (:meth:`after_change`)."""
         self.end_config(prep)
+        fleet = self._fleet
         state = None if prep is None else prep.state
-        if state is None or prep.epoch != self._epoch or not self.serving(flags):
+        if (
+            state is None or prep.epoch != self._epoch or not self.serving(flags)
+            or fleet.generated is not plan.generated
+        ):  # fmt: skip
             self.after_change(flags)
             return
-        fleet = self._fleet
-        fleet.take_changes()
-        for node_id in prep.journal:  # copied since the capture: their entries moved on
+        touched, _ = fleet.take_changes()
+        for node_id in prep.journal | touched:  # changed since the capture: their entries moved on
+            # the prepared member lists hold every node where the plan placed it
+            planned = plan.replayed[node_id] if node_id in plan.replayed else plan.pool_ids.get(node_id, ())
             record = fleet.nodes.get(node_id)
             if record is None:
-                state.nodes.pop(node_id, None)
+                state.drop(node_id, planned)
             else:
-                state.nodes[node_id] = NodeEntry.of(record)
+                state.put(NodeEntry.of(record), planned)
         state.version = fleet.topology_version
         prep.retired = self.ensure().install(state)
         prep.state = None

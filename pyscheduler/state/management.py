@@ -103,6 +103,19 @@ class ManagementState:
         except KeyError:
             raise UnknownPoolError(f"unknown pool id {pool_id!r}") from None
 
+    def put(self, entry: NodeEntry, old_pool_ids: tuple[int, ...]) -> None:
+        """Store a node's entry; its memberships move from ``old_pool_ids`` (what
+        the member lists hold for it now) to the entry's. No lock: the caller
+        owns this state (one not installed yet)."""
+        _move(self, entry.node_id, old_pool_ids, entry.pool_ids)
+        self.nodes[entry.node_id] = entry
+
+    def drop(self, node_id: str, old_pool_ids: tuple[int, ...]) -> None:
+        """Forget a node's entry and its memberships (``old_pool_ids``: what the
+        member lists hold for it now). The caller owns this state."""
+        self.nodes.pop(node_id, None)
+        _move(self, node_id, old_pool_ids, ())
+
     def copy(self) -> ManagementState:
         """A shallow copy that later updates cannot touch (entries are immutable,
         member lists are replaced, never edited): O(nodes + pools) reference

@@ -205,6 +205,11 @@ class PoolGenerator:
         other._next_id = self._next_id
         return other
 
+    @property
+    def handed_out(self) -> int:
+        """How many ids this generator has given out (it never takes one back)."""
+        return len(self._ids)
+
     def id_owners(self) -> Mapping[int, frozenset[str]]:
         return {pid: s for s, pid in self._ids.items()}
 
