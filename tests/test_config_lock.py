@@ -394,3 +394,66 @@ def test_a_capture_keeps_its_member_lists_when_nodes_move_after_it():
     after = reg._mirror.capture()
     assert "late" in after.members[1] and "n0000" not in after.members[1]
     assert reg.verify_consistency() == []
+
+
+_OPS = st.lists(
+    st.tuples(
+        st.sampled_from(["register", "replace", "remove", "disconnect", "languages", "drain"]),
+        st.integers(0, 11),
+        st.sampled_from([["en", "zh"], ["en", "ja"], ["de", "fr"], ["en", "ko"], ["en", "zh", "ja"]]),
+    ),
+    max_size=8,
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    ops=_OPS,
+    cfg=st.sampled_from(RACE_CONFIGS),
+    flags=st.sampled_from([MigrationFlags(), MANAGED, MigrationFlags.all_on()]),
+)
+def test_changes_during_planning_are_replayed_as_if_made_after_the_change(monkeypatch_ops, ops, cfg, flags):
+    """Any mix of topology changes between the capture and the install ends in
+    the state the per-node definitions give: memberships, generation counts,
+    the management copy and the snapshot agree (verify_consistency), and every
+    journal is closed."""
+    from pyscheduler.state.fleet import counted_set
+
+    reg = make_registry(_fleet(12), pools=[pool(1001, ["en", "zh"])], flags=flags)
+    real = node_registry.plan_config
+
+    def racing(c, capture):
+        for op, k, langs in ops:
+            node_id = f"n{k:04d}" if k < 12 else "fresh"
+            try:
+                if op == "register":
+                    reg.register_node_with_policy(node_info(f"new{k}", langs), "replace")
+                elif op == "replace":
+                    reg.register_node_with_policy(node_info(node_id, langs), "replace")
+                elif op == "remove":
+                    reg.remove_node(node_id)
+                elif op == "disconnect":
+                    reg.disconnect_node(node_id)
+                elif op == "languages":
+                    reg.update_node_heartbeat(node_id, beat(language_capabilities=caps(langs)))
+                else:
+                    reg.mark_node_draining(node_id)
+            except node_registry.UnknownNodeError:
+                pass  # removed or disconnected by an earlier op
+        return real(c, capture)
+
+    with monkeypatch_ops.context() as patch:
+        patch.setattr(node_registry, "plan_config", racing)
+        reg.set_phase3_config(cfg)
+    assert reg.verify_consistency() == []
+    fleet = reg._fleet
+    live = [r for r in fleet.nodes.values() if not r.disconnected]
+    assert fleet.set_counts == Counter(s for s in (counted_set(r, fleet.cfg) for r in live) if s is not None)
+    assert fleet._journals == () and reg._mirror._journals == ()
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_ops():
+    patch = pytest.MonkeyPatch()
+    yield patch
+    patch.undo()
