@@ -47,8 +47,8 @@ def test_cache_holds_plain_data_that_pickles(cache):
 CLASSES = (
     selection.SelectNode, selection.SelectNodesBatch, selection.Agreement, selection.SelectionBatches,
     registry.UpdateNodeHeartbeat, registry.UpdateNodeHeartbeatSubscribed, registry.UpdateNodeHeartbeats,
-    registry.PublishSnapshot,
-    registry.SetPhase3Config, registry.Memory, registry.SnapshotSize,
+    registry.PublishSnapshot, registry.SetPhase3Config, registry.Memory, registry.SnapshotSize,
+    selection.SelectNodeTail, selection.SelectNode100k, registry.SnapshotSize100k,
 )  # fmt: skip
 
 
@@ -264,3 +264,64 @@ def test_snapshot_size_and_memory(cache):
     memory = registry.Memory()
     memory.setup(cache, "fast")
     memory.peakmem_registry_10k(cache, "fast")
+
+
+def test_select_node_tail_is_a_p99_per_call_and_gives_every_place_back(cache):
+    bench = selection.SelectNodeTail()
+    bench.setup(cache, "small")
+    reg = bench.steady.registry
+    p99 = bench.track_select_node_p99_seconds(cache, "small")
+    assert 0 < p99 < 0.1  # one call, in seconds
+    assert reservations(reg) == 0
+    samples = [selection.select_percentile_seconds(reg, bench.jobs[:200], q) for q in (50, 99)]
+    assert all(s > 0 for s in samples)
+
+
+def test_percentile_is_the_nearest_rank_of_single_call_times(monkeypatch):
+    class Timed:
+        """select_node whose n-th call takes n clock ticks (a fake perf_counter_ns)."""
+
+        def __init__(self):
+            self.now = 0
+            self.calls = 0
+
+        def clock(self):
+            return self.now
+
+        def select_node(self, job):
+            self.calls += 1
+            self.now += self.calls  # the call's duration, in ns
+
+            class Sel:
+                reservation = None
+
+            return Sel()
+
+        def release(self, selection):  # pragma: no cover - nothing is reserved
+            raise AssertionError
+
+    for percent, want_ns in ((50, 50), (99, 99), (100, 100)):
+        timed = Timed()
+        with monkeypatch.context() as patch:
+            patch.setattr(selection.time, "perf_counter_ns", timed.clock)
+            got = selection.select_percentile_seconds(timed, range(100), percent)
+        assert got == want_ns / 1e9, percent
+
+
+def test_the_100k_benchmarks_have_their_own_cache_and_run_on_any_fleet(cache, monkeypatch):
+    """The 100k classes never make the other benchmarks load the 100k fleet
+    (their own ``setup_cache``); their code is checked here on the small fleet
+    standing in for it (asv's smoke run in CI runs them on the real one)."""
+    assert common.Base100k.setup_cache is not common.Base.setup_cache
+    assert common.LARGE not in cache
+    monkeypatch.setattr(common.Steady, "_made", {})
+    stand_in = {common.LARGE: cache["small"]}
+    bench = selection.SelectNode100k()
+    bench.setup(stand_in)
+    p50 = bench.track_select_node_p50_seconds(stand_in)
+    p99 = bench.track_select_node_p99_seconds(stand_in)
+    assert 0 < p50 <= p99 < 0.1
+    assert reservations(bench.steady.registry) == 0
+    size = registry.SnapshotSize100k()
+    size.setup(stand_in)
+    assert 0 < size.track_snapshot_bytes_per_node(stand_in) <= 200

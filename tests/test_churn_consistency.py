@@ -34,16 +34,18 @@ def _fleet(n: int) -> list:
 
 
 def _capture_mid_resync(monkeypatch, reg) -> list:
-    """Publish a snapshot from inside every pool swap of the management copy,
-    as a dispatch thread could (it takes no registry lock)."""
+    """Publish a snapshot from inside every pool swap of the management copy
+    (a full resync's ``set_pools``, a prepared config change's ``install``), as
+    a dispatch thread could (it takes no registry lock)."""
     published = []
-    real_set_pools = ManagementRegistry.set_pools
+    for name in ("set_pools", "install"):
+        real = getattr(ManagementRegistry, name)
 
-    def set_pools(self, *args, **kwargs):
-        published.append(reg._publish_from_management())  # the capture a reader may take here
-        return real_set_pools(self, *args, **kwargs)
+        def hooked(self, *args, _real=real, **kwargs):
+            published.append(reg._publish_from_management())  # the capture a reader may take here
+            return _real(self, *args, **kwargs)
 
-    monkeypatch.setattr(ManagementRegistry, "set_pools", set_pools)
+        monkeypatch.setattr(ManagementRegistry, name, hooked)
     return published
 
 

@@ -44,37 +44,46 @@ def test_memberships_are_computed_with_the_registry_lock_free(monkeypatch, flags
 
 
 @pytest.mark.parametrize("flags", FLAGS)
-def test_a_plan_outrun_by_a_registration_is_planned_again(monkeypatch, flags):
-    """A node registered while the plan is computed ends up in the new pools too."""
+def test_a_registration_during_planning_is_replayed_onto_the_plan(monkeypatch, flags):
+    """A node registered while the plan is computed ends up in the new pools too,
+    without a second plan: the install replays it on the new config."""
     reg = make_registry(_nodes(), pools=[pool(1, ["en", "zh"])], flags=flags)
     real = node_registry.plan_config
     calls = []
 
     def racing_plan(cfg, capture):
         calls.append(capture.version)
-        if len(calls) == 1:  # a registration lands between capture and apply
-            reg.register_node_with_policy(node_info("late", ["en", "ja"]))
+        reg.register_node_with_policy(node_info("late", ["en", "ja"]))
         return real(cfg, capture)
 
     monkeypatch.setattr(node_registry, "plan_config", racing_plan)
     reg.set_phase3_config(phase3(pool(1, ["en", "zh"]), pool(2, ["en", "ja"])))
-    assert len(calls) == 2 and calls[1] > calls[0], "the first plan must be refused"
+    assert len(calls) == 1
     assert reg.pool_members(2) == ["late", "n1", "n2"]
     assert reg.verify_consistency() == []
 
 
 def test_a_config_that_keeps_losing_the_race_is_applied_under_the_lock(monkeypatch):
-    reg = make_registry(_nodes(), pools=[pool(1, ["en", "zh"])])
+    """A plan is refused only when a concurrent change had pools generated (the
+    plan's copy of the generator would hand out their ids again); after three
+    refusals the change is made in one step under the lock."""
+    auto = AutoPoolConfig(min_nodes_per_pool=1, require_semantic=False)
+    reg = make_registry(_nodes(), pools=[pool(1, ["en", "zh"])], auto_generate_language_pools=True, auto_pool=auto)
     real = node_registry.plan_config
-    registered = iter(range(100))
+    new_sets = iter([["en", "fr"], ["en", "de"], ["en", "ko"], ["en", "it"]])
+    calls = []
 
     def always_outrun(cfg, capture):
-        reg.register_node_with_policy(node_info(f"late{next(registered)}", ["en", "ja"]))
+        calls.append(capture.version)
+        reg.register_node_with_policy(node_info(f"late{len(calls)}", next(new_sets)))  # a new generated pool
         return real(cfg, capture)
 
     monkeypatch.setattr(node_registry, "plan_config", always_outrun)
-    reg.set_phase3_config(phase3(pool(2, ["en", "ja"])))
-    assert reg.pool_members(2) == sorted(["late0", "late1", "late2", "n1", "n2"])
+    reg.set_phase3_config(phase3(pool(900, ["en", "ja"]), auto_generate_language_pools=True, auto_pool=auto))
+    assert len(calls) == 3, "three refused plans, then the one-step change under the lock"
+    assert reg.pool_members(900) == ["n1", "n2"]
+    sets = {p.language_set for p in reg.pools()}
+    assert {frozenset({"en", "fr"}), frozenset({"en", "de"}), frozenset({"en", "ko"})} <= sets
     assert reg.verify_consistency() == []
 
 

@@ -40,6 +40,8 @@ except ImportError:  # pragma: no cover - asv runs over history
     from pyscheduler.workloads import build_registry, make_jobs, make_workload
 
 WORKLOADS = ["small", "10k"]
+#: The large fleet: benchmarks on it derive from :class:`Base100k` (its own cache).
+LARGE = "100k"
 PATHS = ["fast", "legacy"]
 SEED = 1
 
@@ -153,3 +155,19 @@ class Base:
         return cache
 
     setup_cache.timeout = 600  # type: ignore[attr-defined]
+
+
+class Base100k(Base):
+    """Benchmarks on the ``100k`` fleet. Its own ``setup_cache`` (the ``100k``
+    workload and its job stream only), so the other benchmarks never load it;
+    each benchmark process builds its registry once from it (``Steady``), which
+    takes a few seconds. Keep the number of these benchmarks small: every one
+    of them builds a ``100k`` registry in its own process."""
+
+    timeout = 600.0
+
+    def setup_cache(self) -> dict:
+        workload = make_workload(LARGE, SEED)
+        return {LARGE: {"workload": workload, "jobs": make_jobs(workload, STREAM_JOBS, SEED)}}
+
+    setup_cache.timeout = 900  # type: ignore[attr-defined]

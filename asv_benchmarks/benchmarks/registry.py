@@ -19,9 +19,11 @@ except ImportError:  # pragma: no cover - asv runs over history
     from pyscheduler.workloads import build_registry
 
 from .common import (
+    LARGE,
     PATHS,
     WORKLOADS,
     Base,
+    Base100k,
     Steady,
     fixed_clock,
     flags_for,
@@ -198,6 +200,20 @@ class SnapshotSize(Base):
         require(self.registry.snapshot(), "bytes_per_node")
 
     def track_snapshot_bytes_per_node(self, cache, workload):
+        """Bytes of the runtime snapshot (topology columns + load records) per node."""
+        return self.registry.snapshot().bytes_per_node
+
+    track_snapshot_bytes_per_node.unit = "bytes/node"
+
+
+class SnapshotSize100k(Base100k):
+    """Bytes per node of the ``100k`` fleet's snapshot."""
+
+    def setup(self, cache):
+        self.registry = Steady.get(cache, LARGE, "fast", "size").registry
+        require(self.registry.snapshot(), "bytes_per_node")
+
+    def track_snapshot_bytes_per_node(self, cache):
         """Bytes of the runtime snapshot (topology columns + load records) per node."""
         return self.registry.snapshot().bytes_per_node
 

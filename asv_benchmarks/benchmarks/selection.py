@@ -15,9 +15,11 @@ import threading
 import time
 
 from .common import (
+    LARGE,
     PATHS,
     WORKLOADS,
     Base,
+    Base100k,
     Steady,
     median,
     new_registry,
@@ -30,6 +32,8 @@ from .common import (
 SELECT_BLOCK = 100
 #: Jobs per round of ``track_batch_seconds_per_decision`` (legacy is ~100× slower).
 BATCH_JOBS = {"fast": 10_000, "legacy": 1_000}
+#: Calls timed one by one for the percentile figures.
+PERCENTILE_CALLS = 2_000
 #: Jobs of the fixed stream ``track_fast_legacy_disagreement`` compares.
 AGREEMENT_JOBS = {"small": 3_000, "10k": 1_500}
 
@@ -196,3 +200,61 @@ class SelectionBatches(Base):
         return round(median(samples), 6)
 
     track_two_threads_over_one_time.unit = "ratio"
+
+
+def select_percentile_seconds(registry, jobs, percent: float) -> float:
+    """The ``percent``-th percentile (nearest rank) of single ``select_node``
+    call times, in seconds: each call timed alone, its reservation given back
+    after it, outside the timing (every call sees the fleet as built)."""
+    select, release, clock = registry.select_node, registry.release, time.perf_counter_ns
+    samples = []
+    for job in jobs:
+        t0 = clock()
+        selection = select(job)
+        samples.append(clock() - t0)
+        if selection.reservation is not None:
+            release(selection)
+    samples.sort()
+    rank = max(0, min(len(samples) - 1, round(percent / 100 * len(samples)) - 1))
+    return samples[rank] / 1e9
+
+
+class SelectNodeTail(Base):
+    """The tail of the fast path: ``select_node`` p99 over 2,000 calls of the
+    workload's stream, each timed alone (the non-strict fallback scans are the
+    tail, docs/PERFORMANCE.md)."""
+
+    params = [WORKLOADS]
+    param_names = ["workload"]
+
+    def setup(self, cache, workload):
+        self.steady = Steady.get(cache, workload, "fast", "tail")
+        self.jobs = cache[workload]["jobs"][:PERCENTILE_CALLS]
+
+    def track_select_node_p99_seconds(self, cache, workload):
+        """p99 of one ``select_node`` call, fast path (seconds)."""
+        return select_percentile_seconds(self.steady.registry, self.jobs, 99)
+
+    track_select_node_p99_seconds.unit = "seconds"
+
+
+class SelectNode100k(Base100k):
+    """``select_node`` on the ``100k`` fleet, fast path: p50 and p99 over 2,000
+    calls of its stream, each timed alone. (Each figure builds the fleet in its
+    own process: a few seconds.)"""
+
+    def setup(self, cache):
+        self.steady = Steady.get(cache, LARGE, "fast", "select")
+        self.jobs = cache[LARGE]["jobs"][:PERCENTILE_CALLS]
+
+    def track_select_node_p50_seconds(self, cache):
+        """p50 of one ``select_node`` call on ``100k`` (seconds)."""
+        return select_percentile_seconds(self.steady.registry, self.jobs, 50)
+
+    track_select_node_p50_seconds.unit = "seconds"
+
+    def track_select_node_p99_seconds(self, cache):
+        """p99 of one ``select_node`` call on ``100k`` (seconds)."""
+        return select_percentile_seconds(self.steady.registry, self.jobs, 99)
+
+    track_select_node_p99_seconds.unit = "seconds"

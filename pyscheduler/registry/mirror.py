@@ -10,18 +10,41 @@ mirror has two states:
   it is resynced in full the next time it is switched on or a pool change
   forces a full copy.
 
-Every method runs under the registry lock (the caller's); the management
-registry takes its own lock inside, so the order is registry → management.
+Every method runs under the registry lock (the caller's) except
+:meth:`ManagementMirror.prepare_config`; the management registry takes its own
+lock inside, so the order is registry → management.
+
+A config change replaces every pool and membership. With the copy in sync it
+is prepared off the registry lock: :meth:`~ManagementMirror.begin_config`
+(under the lock, with the fleet's capture) opens a journal of the nodes copied
+from then on, :meth:`~ManagementMirror.prepare_config` (no registry lock)
+builds the whole new management state from the current entries and the
+fleet's plan, and :meth:`~ManagementMirror.install_config` (under the lock,
+after the fleet took the plan) copies the journaled nodes again and swaps the
+state in: work proportional to the nodes that changed meanwhile, not to the
+fleet.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 from ..domain.flags import MigrationFlags
-from ..state.fleet import Fleet
+from ..state.fleet import ConfigPlan, Fleet
 from ..state.management import ManagementRegistry, ManagementState, NodeEntry
 from ..state.metrics import Metrics
 
-__all__ = ["ManagementMirror"]
+__all__ = ["ConfigPrep", "ManagementMirror"]
+
+
+@dataclass(eq=False)
+class ConfigPrep:
+    """A config change's management state, prepared off the registry lock."""
+
+    epoch: int  # the mirror's epoch at the capture: a resync or staleness since voids the prep
+    journal: set[str] = field(default_factory=set)  # nodes copied since the capture
+    state: ManagementState | None = None
+    retired: ManagementState | None = None  # the state replaced, freed with the prep (off the lock)
 
 
 class ManagementMirror:
@@ -32,6 +55,8 @@ class ManagementMirror:
         self._metrics = metrics
         self._management: ManagementRegistry | None = None
         self._stale = True
+        self._epoch = 0  # bumped by every full resync and every fall out of sync
+        self._journals: tuple[set[str], ...] = ()  # open config preps (replaced, never mutated)
 
     @property
     def exists(self) -> bool:
@@ -61,6 +86,7 @@ class ManagementMirror:
         """Copy everything: core config, pools, every node and membership."""
         management, fleet = self.ensure(), self._fleet
         fleet.take_changes()
+        self._epoch += 1
         # The new version becomes visible only with the new pools (sync_pools swaps
         # both in at once): a snapshot built from a capture taken between these two
         # steps, by a reader outside the registry lock, keeps the old version, so
@@ -82,10 +108,14 @@ class ManagementMirror:
     def upsert(self, node_id: str) -> None:
         """Copy one node (it must be registered)."""
         record = self._fleet.nodes[node_id]
+        for journal in self._journals:
+            journal.add(node_id)
         self.ensure().upsert(NodeEntry.of(record), self._fleet.topology_version)
 
     def remove(self, node_id: str) -> None:
         """Drop one node from the copy."""
+        for journal in self._journals:
+            journal.add(node_id)
         self.ensure().remove(node_id, self._fleet.topology_version)
 
     def after_change(self, flags: MigrationFlags) -> None:
@@ -94,6 +124,7 @@ class ManagementMirror:
         if self._management is None or not flags.use_management_registry:
             if self._management is not None and (touched or pools_changed):
                 self._stale = True  # resynced in full when switched on again
+                self._epoch += 1
             return
         if self._stale or pools_changed:
             self.resync()
@@ -103,3 +134,65 @@ class ManagementMirror:
                 self.upsert(node_id)
             else:
                 self.remove(node_id)
+
+    # -- config changes, prepared off the registry lock ---------------------------------
+
+    def begin_config(self, flags: MigrationFlags) -> ConfigPrep | None:
+        """Open a prep for a config change (registry lock held, with the fleet's
+        capture); None when the copy is not in sync (the change then resyncs it
+        in full, or marks it stale, as any other change would)."""
+        if not self.serving(flags):
+            return None
+        prep = ConfigPrep(self._epoch)
+        self._journals = (*self._journals, prep.journal)
+        return prep
+
+    def prepare_config(self, prep: ConfigPrep | None, plan: ConfigPlan) -> None:
+        """Build the management state ``plan`` gives (no registry lock held): the
+        current entries with their new pool ids, the plan's pools and members."""
+        if prep is None or self._management is None:
+            return
+        entries = self._management.entries()
+        pool_ids = plan.pool_ids
+        for node_id, entry in entries.items():
+            ids = pool_ids.get(node_id, ())
+            if entry.pool_ids != ids:
+                entries[node_id] = entry._replace(pool_ids=ids)
+        state = ManagementState(plan.cfg, self._fleet.core)
+        state.generated = plan.generated
+        state.pools = dict(plan.pools)
+        state.members = {pid: list(members) for pid, members in plan.members.items()}
+        state.nodes = entries
+        prep.state = state
+
+    def end_config(self, prep: ConfigPrep | None) -> None:
+        """Close the prep's journal (registry lock held)."""
+        if prep is not None:
+            self._journals = tuple(j for j in self._journals if j is not prep.journal)
+
+    def install_config(self, prep: ConfigPrep | None, plan: ConfigPlan, flags: MigrationFlags) -> None:
+        """After the fleet installed ``plan`` (registry lock held): swap the
+        prepared state in, the nodes copied or replayed since the capture copied
+        again (entry and membership); or, when the prep is void or the fleet's
+        replay generated pools, the ordinary full path (:meth:`after_change`)."""
+        self.end_config(prep)
+        fleet = self._fleet
+        state = None if prep is None else prep.state
+        if (
+            state is None or prep.epoch != self._epoch or not self.serving(flags)
+            or fleet.generated is not plan.generated
+        ):  # fmt: skip
+            self.after_change(flags)
+            return
+        touched, _ = fleet.take_changes()
+        for node_id in prep.journal | touched:  # changed since the capture: their entries moved on
+            # the prepared member lists hold every node where the plan placed it
+            planned = plan.replayed[node_id] if node_id in plan.replayed else plan.pool_ids.get(node_id, ())
+            record = fleet.nodes.get(node_id)
+            if record is None:
+                state.drop(node_id, planned)
+            else:
+                state.put(NodeEntry.of(record), planned)
+        state.version = fleet.topology_version
+        prep.retired = self.ensure().install(state)
+        prep.state = None

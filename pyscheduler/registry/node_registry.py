@@ -168,19 +168,31 @@ class NodeRegistry:
         self._emit(RegistryEvent(ChangeKind.PHASE3_CONFIG, phase3=cfg))
 
     def _apply_config(self, cfg: Phase3Config) -> tuple[int, int]:
-        """Install ``cfg`` two-phase: capture under the lock, plan pools and
-        memberships outside it, swap the plan in under the lock. A plan that a
-        concurrent registration or capability change outran is planned again;
+        """Install ``cfg`` two-phase: capture under the lock; plan pools and
+        memberships, and the management state they give, outside it; swap both
+        in under the lock, then replay the nodes whose topology changed since
+        the capture (registrations, removals, capability changes: O(those
+        nodes), for the fleet and the management copy alike). A plan is
+        planned again only when such a change had pools generated meanwhile;
         after a few such races the change is made in one step under the lock.
         Returns the number of pools and of generated pools installed."""
         for _ in range(_CONFIG_PLAN_TRIES):
             with self._locked("set_phase3_config_capture"):
                 capture = self._fleet.capture()
-            plan = plan_config(cfg, capture)  # no lock held; ConfigError changes nothing
+                prep = self._mirror.begin_config(self._flags)
+            try:  # no lock held; ConfigError changes nothing
+                plan = plan_config(cfg, capture)
+                self._mirror.prepare_config(prep, plan)
+            except BaseException:
+                with self._locked("set_phase3_config_abandon"):
+                    self._fleet.end_capture(capture)
+                    self._mirror.end_config(prep)
+                raise
             with self._locked("set_phase3_config"):
                 if self._fleet.apply_config(plan):
-                    self._mirror.after_change(self._flags)
+                    self._mirror.install_config(prep, plan, self._flags)
                     return len(self._fleet.pools), len(self._fleet.generated)
+                self._mirror.end_config(prep)
         with self._locked("set_phase3_config"):
             self._fleet.set_config(cfg)
             self._mirror.after_change(self._flags)

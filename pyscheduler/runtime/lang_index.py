@@ -11,6 +11,7 @@ tested against.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 
 import numpy as np
@@ -81,7 +82,23 @@ def _csr(rows: np.ndarray, values: np.ndarray, n_rows: int) -> tuple[np.ndarray,
 def _admitted_codes(pool: PoolConfig, lang_ids: Mapping[str, int], n: int) -> np.ndarray:
     """``src * n + tgt`` for every pair the pool admits (docs/DESIGN.md §5 pool eligibility:
     both its languages, different, allowed by its rule, not blocked) — built from
-    the rule, in time proportional to the pairs admitted."""
+    the rule, in time proportional to the pairs admitted.
+
+    Memoized (a read-only array) on the pool and the numbers of the languages it
+    uses: a rebuild for a config change that keeps the pools and the language
+    numbering encodes no pool again."""
+    numbering = tuple(sorted((c, lang_ids[c]) for c in pool.language_set))  # all the encoding reads
+    return _admitted_codes_memo(pool, numbering, n)
+
+
+@functools.lru_cache(maxsize=8192)
+def _admitted_codes_memo(pool: PoolConfig, numbering: tuple[tuple[str, int], ...], n: int) -> np.ndarray:
+    codes = _encode_admitted(pool, dict(numbering), n)
+    codes.setflags(write=False)
+    return codes
+
+
+def _encode_admitted(pool: PoolConfig, lang_ids: Mapping[str, int], n: int) -> np.ndarray:
     ids = np.array(sorted(lang_ids[c] for c in pool.languages), dtype=np.int64)
     en = lang_ids.get("en") if "en" in pool.language_set else None
     if pool.nmt_rule == "any_to_any":

@@ -13,8 +13,10 @@ small integers once per generation.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from operator import attrgetter
 from types import MappingProxyType
 from typing import Any
 
@@ -23,7 +25,7 @@ import numpy as np
 from .. import _compat
 from ..domain.config import Phase3Config
 from ..domain.languages import AUTO
-from ..domain.model import InstalledService, LanguageCapabilities, ServiceType
+from ..domain.model import LanguageCapabilities, ServiceType
 from ..state.fleet import Fleet
 from ..state.loads import LoadTableLike
 from ..state.nodes import NodeRecord, provides
@@ -85,16 +87,18 @@ def build_snapshot(fleet: Fleet, loads: LoadTableLike, version: int) -> RuntimeS
     pools = fleet.ordered_pools()
     pool_langs = {lang for p in pools for lang in p.languages}
     langs = set(pool_langs)
-    for caps in dict.fromkeys(r.capabilities for r in records):  # each distinct set once
+    for caps in {id(r.capabilities): r.capabilities for r in records}.values():  # each object once
         langs |= caps.all_languages()
     lang_ids = intern_languages(langs, first=pool_langs)  # the index covers pool languages only
     index = PoolLanguageIndex(pools, fleet.cfg, lang_ids)
     columns = {**_node_columns(records, fleet, lang_ids), **index.columns()}
-    mem_lists = [[node_index[nid] for nid in fleet.members[p.pool_id]] for p in pools]
+    member_lists = [fleet.members[p.pool_id] for p in pools]
     columns["mem_ptr"] = np.zeros(len(pools) + 1, dtype=np.int32)
-    columns["mem_ptr"][1:] = np.cumsum([len(m) for m in mem_lists], dtype=np.int64)
-    columns["mem_idx"] = np.fromiter(
-        (i for m in mem_lists for i in m), dtype=np.int32, count=int(columns["mem_ptr"][-1])
+    columns["mem_ptr"][1:] = np.cumsum([len(m) for m in member_lists], dtype=np.int64)
+    columns["mem_idx"] = np.fromiter(  # one C-level pass: every member's node index, pool by pool
+        map(node_index.__getitem__, itertools.chain.from_iterable(member_lists)),
+        dtype=np.int32,
+        count=int(columns["mem_ptr"][-1]),
     )
     # read-only for good: the kernels trust these arrays (every index was checked once)
     columns = {name: arr if is_frozen(arr) else frozen(arr) for name, arr in columns.items()}
@@ -179,53 +183,88 @@ def _words(masks: list[int], words: int) -> np.ndarray:
 
 def _node_columns(records: list[NodeRecord], fleet: Fleet, lang_ids: Mapping[str, int]) -> dict[str, np.ndarray]:
     """The per-node columns. Capabilities and service sets are shared by many
-    nodes, so each distinct one is encoded once per build."""
+    nodes (the same objects), so each distinct one is encoded once per build;
+    the per-node reads are C-level passes (``map`` over attribute getters) and
+    the columns are gathered from the distinct rows by numpy."""
+    n = len(records)
     n_langs = len(lang_ids)
     words = words_for(n_langs)
-    caps_codes: dict[LanguageCapabilities, tuple[int, int, int, int, list[int]]] = {}
-    provided_by: dict[tuple[InstalledService, ...], int] = {}
-    columns: dict[str, list] = {name: [] for name in ("flags", "provides", "max_jobs", "slot",
-                                                      "asr", "tts", "nmt", "nmt_tgt", "pairs")}
-    for record in records:
-        info, caps = record.info, record.capabilities
-        codes = caps_codes.get(caps)
-        if codes is None:
-            codes = caps_codes[caps] = (
-                _mask(caps.asr, lang_ids),
-                _mask(caps.tts, lang_ids),
-                _mask(caps.nmt_languages, lang_ids),
-                _mask((t for _, t in caps.nmt_pairs), lang_ids),
-                sorted(lang_ids[a] * n_langs + lang_ids[b] for a, b in caps.nmt_pairs),
-            )
-        provided = provided_by.get(record.services)
-        if provided is None:
-            provided = provided_by[record.services] = sum(
-                int(kind) for kind in ServiceType if provides(record.services, kind, fleet.core)
-            )
-        columns["flags"].append((_NF_HAS_GPU if info.has_gpu else 0) | (_NF_PUBLIC if info.accept_public_jobs else 0))
-        columns["provides"].append(provided)
-        columns["max_jobs"].append(info.max_concurrent_jobs)
-        columns["slot"].append(record.slot)
-        for name, code in zip(("asr", "tts", "nmt", "nmt_tgt", "pairs"), codes):
-            columns[name].append(code)
-    encoded = [r.node_id.encode("utf-8") for r in records]
-    id_ptr = np.zeros(len(records) + 1, dtype=np.int64)
-    id_ptr[1:] = np.cumsum([len(b) for b in encoded], dtype=np.int64)
-    pair_ptr = np.zeros(len(records) + 1, dtype=np.int32)
-    pair_ptr[1:] = np.cumsum([len(p) for p in columns["pairs"]], dtype=np.int64)
+    infos = list(map(_INFO, records))
+    caps = list(map(_CAPS, records))  # the lists hold the objects: no id is reused meanwhile
+    services = list(map(_SERVICES, records))
+    caps_first, caps_of = _distinct(caps)
+    services_first, services_of = _distinct(services)
+    rows = _caps_rows([caps[i] for i in caps_first], lang_ids, n_langs, words)
+    provided = np.array(
+        [sum(int(kind) for kind in ServiceType if provides(services[i], kind, fleet.core)) for i in services_first],
+        dtype=np.uint8,
+    )
+    flags = np.fromiter(map(_HAS_GPU, infos), dtype=np.bool_, count=n).astype(np.uint8) * np.uint8(_NF_HAS_GPU)
+    flags |= np.fromiter(map(_PUBLIC, infos), dtype=np.bool_, count=n).astype(np.uint8) * np.uint8(_NF_PUBLIC)
+    encoded = [node_id.encode("utf-8") for node_id in map(_NODE_ID, infos)]
+    id_ptr = np.zeros(n + 1, dtype=np.int64)
+    id_ptr[1:] = np.cumsum(np.fromiter(map(len, encoded), dtype=np.int64, count=n))
+    pair_len = rows["pair_len"][caps_of]
+    pair_ptr = np.zeros(n + 1, dtype=np.int32)
+    pair_ptr[1:] = np.cumsum(pair_len, dtype=np.int64)
+    # each node's run of pair codes, copied from its capabilities' run in the flat table
+    starts = np.repeat(rows["pair_start"][caps_of] - pair_ptr[:-1], pair_len)
+    pair_codes = rows["pair_codes"][starts + np.arange(int(pair_ptr[-1]), dtype=np.int64)]
     return {
-        "slot": np.array(columns["slot"], dtype=np.int32),
-        "node_flags": np.array(columns["flags"], dtype=np.uint8),
-        "provides": np.array(columns["provides"], dtype=np.uint8),
-        "max_jobs": np.array(columns["max_jobs"], dtype=np.int32),
+        "slot": np.fromiter(map(_SLOT, records), dtype=np.int32, count=n),
+        "node_flags": flags,
+        "provides": provided[services_of],
+        "max_jobs": np.fromiter(map(_MAX_JOBS, infos), dtype=np.int32, count=n),
         "id_ptr": id_ptr,
         "id_bytes": np.frombuffer(b"".join(encoded), dtype=np.uint8).copy(),
-        "asr_bits": _words(columns["asr"], words),
-        "tts_bits": _words(columns["tts"], words),
-        "nmt_bits": _words(columns["nmt"], words),
-        "nmt_tgt_bits": _words(columns["nmt_tgt"], words),
+        "asr_bits": rows["asr"][caps_of].reshape(-1),
+        "tts_bits": rows["tts"][caps_of].reshape(-1),
+        "nmt_bits": rows["nmt"][caps_of].reshape(-1),
+        "nmt_tgt_bits": rows["nmt_tgt"][caps_of].reshape(-1),
         "pair_ptr": pair_ptr,
-        "pair_codes": np.fromiter(
-            (c for p in columns["pairs"] for c in p), dtype=np.int32, count=int(pair_ptr[-1])
-        ),
+        "pair_codes": pair_codes.astype(np.int32, copy=False),
     }
+
+
+_INFO = attrgetter("info")
+_CAPS = attrgetter("capabilities")
+_SERVICES = attrgetter("services")
+_SLOT = attrgetter("slot")
+_HAS_GPU = attrgetter("has_gpu")
+_PUBLIC = attrgetter("accept_public_jobs")
+_MAX_JOBS = attrgetter("max_concurrent_jobs")
+_NODE_ID = attrgetter("node_id")
+
+
+def _distinct(objects: list[Any]) -> tuple[list[int], np.ndarray]:
+    """The distinct objects of ``objects`` by identity: the index of each one's
+    first occurrence, and for every element the number of its object (an index
+    into that list). The caller holds ``objects``, so no id is reused meanwhile."""
+    ids = np.fromiter(map(id, objects), dtype=np.uint64, count=len(objects))
+    _, first, of = np.unique(ids, return_index=True, return_inverse=True)
+    return first.tolist(), of.reshape(-1).astype(np.intp, copy=False)
+
+
+def _caps_rows(
+    held: list[LanguageCapabilities], lang_ids: Mapping[str, int], n_langs: int, words: int
+) -> dict[str, np.ndarray]:
+    """Each distinct capabilities object encoded once: its language bitsets
+    (``words`` words a row) and its pair codes (a flat table with each row's
+    start and length)."""
+    masks: dict[str, list[int]] = {name: [] for name in ("asr", "tts", "nmt", "nmt_tgt")}
+    pair_lists: list[list[int]] = []
+    for caps in held:
+        masks["asr"].append(_mask(caps.asr, lang_ids))
+        masks["tts"].append(_mask(caps.tts, lang_ids))
+        masks["nmt"].append(_mask(caps.nmt_languages, lang_ids))
+        masks["nmt_tgt"].append(_mask((t for _, t in caps.nmt_pairs), lang_ids))
+        pair_lists.append(sorted(lang_ids[a] * n_langs + lang_ids[b] for a, b in caps.nmt_pairs))
+    pair_len = np.array([len(p) for p in pair_lists], dtype=np.int64)
+    pair_start = np.zeros(len(pair_lists), dtype=np.int64)
+    if len(pair_lists) > 1:
+        pair_start[1:] = np.cumsum(pair_len[:-1])
+    out = {name: _words(values, words).reshape(len(values), words) for name, values in masks.items()}
+    out["pair_len"] = pair_len
+    out["pair_start"] = pair_start
+    out["pair_codes"] = np.fromiter((c for p in pair_lists for c in p), dtype=np.int64, count=int(pair_len.sum()))
+    return out

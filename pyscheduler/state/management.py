@@ -1,10 +1,11 @@
 """The management domain (docs/DESIGN.md §1): the node and pool state snapshots are built from.
 
 ``ManagementRegistry`` keeps ``ManagementState`` behind one lock that is held
-only for O(1)-per-node updates (a node's entry and its membership diff) or a
-reference swap (a whole new pool set). Entries are immutable ``NodeEntry``
-values, so capturing the state for a snapshot build is a shallow copy taken
-under the lock; the build itself runs outside it (two-phase).
+only for one node's update (its entry, and a new member list for each pool it
+joins or leaves) or a reference swap (a whole new pool set). Entries are
+immutable ``NodeEntry`` values and member lists are replaced, never edited,
+so capturing the state for a snapshot build is a shallow copy (references
+only) taken under the lock; the build itself runs outside it (two-phase).
 
 During a migration the registry keeps its legacy structures (``Fleet``) and
 copies each change here (``NodeRegistry.sync_*_to_management``); the
@@ -102,14 +103,29 @@ class ManagementState:
         except KeyError:
             raise UnknownPoolError(f"unknown pool id {pool_id!r}") from None
 
+    def put(self, entry: NodeEntry, old_pool_ids: tuple[int, ...]) -> None:
+        """Store a node's entry; its memberships move from ``old_pool_ids`` (what
+        the member lists hold for it now) to the entry's. No lock: the caller
+        owns this state (one not installed yet)."""
+        _move(self, entry.node_id, old_pool_ids, entry.pool_ids)
+        self.nodes[entry.node_id] = entry
+
+    def drop(self, node_id: str, old_pool_ids: tuple[int, ...]) -> None:
+        """Forget a node's entry and its memberships (``old_pool_ids``: what the
+        member lists hold for it now). The caller owns this state."""
+        self.nodes.pop(node_id, None)
+        _move(self, node_id, old_pool_ids, ())
+
     def copy(self) -> ManagementState:
-        """A shallow copy that later updates cannot touch (entries are immutable)."""
+        """A shallow copy that later updates cannot touch (entries are immutable,
+        member lists are replaced, never edited): O(nodes + pools) reference
+        copies, no member list copied."""
         other = ManagementState.__new__(ManagementState)
         other.cfg, other.core, other.version = self.cfg, self.core, self.version
         other.nodes = dict(self.nodes)
         other.pools = dict(self.pools)
         other.generated = self.generated
-        other.members = {pid: list(m) for pid, m in self.members.items()}
+        other.members = dict(self.members)  # the lists are shared: a write replaces a list (_move)
         return other
 
 
@@ -163,6 +179,15 @@ class ManagementRegistry:
             fresh.core = self._state.core
             self._state = fresh
 
+    def install(self, state: ManagementState) -> ManagementState:
+        """Swap in a state prepared outside every lock (its core is kept from the
+        current one: the core config is not part of what was prepared). Returns
+        the state replaced, for the caller to free after its own locks."""
+        with self.lock.at("install"):
+            state.core = self._state.core
+            old, self._state = self._state, state
+        return old
+
     def set_core(self, core: CoreServicesConfig, version: int) -> None:
         with self.lock.at("set_core"):
             self._state.core = core
@@ -175,14 +200,26 @@ class ManagementRegistry:
         with self.lock.at("capture"):
             return self._state.copy()
 
+    def entries(self) -> dict[str, NodeEntry]:
+        """A copy of the node entries (one C-level dict copy under the lock)."""
+        with self.lock.at("entries"):
+            return dict(self._state.nodes)
+
 
 def _move(state: ManagementState, node_id: str, old: tuple[int, ...], new: tuple[int, ...]) -> None:
-    """Apply a node's membership change to the sorted member lists."""
+    """Apply a node's membership change to the sorted member lists.
+
+    Copy on write: a changed pool gets a new list, never an edit of its old
+    one, which captures (:meth:`ManagementState.copy`) share without copying."""
+    if old == new:
+        return
     for pid in set(old) - set(new):
         members = state.members.get(pid)
         if members is not None:
             i = bisect.bisect_left(members, node_id)
             if i < len(members) and members[i] == node_id:
-                del members[i]
+                state.members[pid] = members[:i] + members[i + 1 :]
     for pid in set(new) - set(old):
-        bisect.insort(state.members.setdefault(pid, []), node_id)
+        members = list(state.members.get(pid, ()))
+        bisect.insort(members, node_id)
+        state.members[pid] = members

@@ -69,20 +69,55 @@ def eligible_pools(
 
 
 class PoolLookup:
-    """Pools grouped by language set, to find the pools a node's set covers quickly."""
+    """Pools grouped by language set, to find the pools a node's set covers quickly.
 
-    _SUBSET_LIMIT = 12  # enumerate subsets up to 2**12; scan the pools beyond that
+    Answers are memoized per language set; :meth:`carried_to` hands the memo
+    to the lookup of an equal pool set (a config change that keeps its pools
+    looks nothing up again).
+    """
+
+    _SUBSET_COST = 5  # building one subset costs about as much as this many set tests
 
     def __init__(self, pools: Iterable[PoolConfig]) -> None:
         self.pools: dict[int, PoolConfig] = {p.pool_id: p for p in pools}
         self._by_set: dict[frozenset[str], list[PoolConfig]] = {}
         for p in self.pools.values():
             self._by_set.setdefault(p.language_set, []).append(p)
+        self._memo: dict[frozenset[str], list[PoolConfig]] = {}
+        self._matching: dict[tuple[frozenset[str], ServiceType], tuple[PoolConfig, ...]] = {}
+
+    def carried_to(self, pools: dict[int, PoolConfig]) -> PoolLookup:
+        """A lookup of ``pools`` that starts with this one's answers when the pools
+        are the same (equal configs under the same ids), else a fresh one."""
+        fresh = PoolLookup(pools.values())
+        if pools == self.pools:
+            fresh._memo = dict(self._memo)
+            fresh._matching = dict(self._matching)
+        return fresh
+
+    def matching(self, langs: frozenset[str], installed: ServiceType) -> tuple[PoolConfig, ...]:
+        """Pools ``langs`` covers whose required services ``installed`` has, by id."""
+        key = (langs, installed)
+        found = self._matching.get(key)
+        if found is None:
+            want = int(installed)
+            found = self._matching[key] = tuple(
+                p for p in self.covered(langs)
+                if int(p.required_services) & want == int(p.required_services)
+            )
+        return found
 
     def covered(self, langs: frozenset[str]) -> list[PoolConfig]:
-        """Pools whose language set is a subset of ``langs``, by id."""
-        if len(langs) > self._SUBSET_LIMIT or len(langs) >= len(self._by_set):
-            found = [p for p in self.pools.values() if p.language_set <= langs]
+        """Pools whose language set is a subset of ``langs``, by id (a new list)."""
+        found = self._memo.get(langs)
+        if found is None:
+            found = self._memo[langs] = self._covered(langs)
+        return list(found)
+
+    def _covered(self, langs: frozenset[str]) -> list[PoolConfig]:
+        # enumerate the subsets of a small set; test every pool set against a large one
+        if (1 << min(len(langs), 30)) * self._SUBSET_COST >= len(self._by_set):
+            found = [p for s, group in self._by_set.items() if s <= langs for p in group]
         else:
             found = []
             ordered = sorted(langs)
@@ -107,36 +142,35 @@ def node_pools(
     the one with the most languages; ties go to index ``FNV-1a-64(node_id) mod k``
     among the ``k`` tied pools by id.
     """
-    matching = [
-        p for p in lookup.covered(langs) if (p.required_services & installed) == p.required_services
-    ]
-    return _chosen(node_id, matching, membership)
+    return _chosen(node_id, lookup.matching(langs, installed), membership)
 
 
-def membership_of(records: Iterable, lookup: PoolLookup, membership: str) -> dict[str, tuple[int, ...]]:
-    """:func:`node_pools` for many nodes (objects with ``node_id``, ``capabilities``
-    and ``installed``), by node id.
+def membership_of(
+    groups: Iterable[tuple[frozenset[str], ServiceType, Sequence[str]]], lookup: PoolLookup, membership: str
+) -> dict[str, tuple[int, ...]]:
+    """:func:`node_pools` for many nodes, given in groups of nodes that share a
+    language set and installed services: ``(language set, installed, node ids)``.
+    Returns the pools by node id; a node in no pool is left out.
 
-    Nodes that share a language set and installed services share the pools their
-    set covers, so the lookup runs once per distinct ``(set, services)``: a fleet of
-    10,000 nodes over a few hundred language sets costs a few hundred lookups.
+    The pools a set covers are looked up once per distinct ``(set, services)``
+    (a fleet of 10,000 nodes over a few hundred language sets costs a few
+    hundred lookups); with ``all_matching`` every node of a group gets the same
+    tuple, stored without a per-node Python step.
     """
-    covered: dict[tuple[frozenset[str], ServiceType], list[PoolConfig]] = {}
     out: dict[str, tuple[int, ...]] = {}
-    for record in records:
-        langs, installed = record.capabilities.language_set(), record.installed
-        matching = covered.get((langs, installed))
-        if matching is None:
-            matching = [
-                p for p in lookup.covered(langs)
-                if (p.required_services & installed) == p.required_services
-            ]
-            covered[(langs, installed)] = matching
-        out[record.node_id] = _chosen(record.node_id, matching, membership)
+    for langs, installed, node_ids in groups:
+        matching = lookup.matching(langs, installed)
+        if not matching:
+            continue
+        if membership == "all_matching":
+            out.update(dict.fromkeys(node_ids, tuple(p.pool_id for p in matching)))
+        else:
+            for node_id in node_ids:
+                out[node_id] = _chosen(node_id, matching, membership)
     return out
 
 
-def _chosen(node_id: str, matching: list[PoolConfig], membership: str) -> tuple[int, ...]:
+def _chosen(node_id: str, matching: Sequence[PoolConfig], membership: str) -> tuple[int, ...]:
     """The membership rule applied to the pools a node's set covers (by id)."""
     if membership == "all_matching" or not matching:
         return tuple(p.pool_id for p in matching)
@@ -160,14 +194,21 @@ class PoolGenerator:
 
     def __init__(self) -> None:
         self._ids: dict[frozenset[str], int] = {}
+        self._pools: dict[frozenset[str], PoolConfig] = {}  # the config of each id, built once
         self._next_id = 0
 
     def copy(self) -> PoolGenerator:
         """An independent copy (ids handed out by one are unknown to the other)."""
         other = PoolGenerator()
         other._ids = dict(self._ids)
+        other._pools = dict(self._pools)
         other._next_id = self._next_id
         return other
+
+    @property
+    def handed_out(self) -> int:
+        """How many ids this generator has given out (it never takes one back)."""
+        return len(self._ids)
 
     def id_owners(self) -> Mapping[int, frozenset[str]]:
         return {pid: s for s, pid in self._ids.items()}
@@ -221,9 +262,13 @@ class PoolGenerator:
         return tuple(sorted([*current, *added], key=lambda p: p.pool_id))
 
     def _pool_for(self, langs: frozenset[str], floor: int) -> PoolConfig:
+        pool = self._pools.get(langs)
+        if pool is not None:
+            return pool
         pool_id = self._ids.get(langs)
         if pool_id is None:
             pool_id = max(self._next_id, floor)
             self._ids[langs] = pool_id
             self._next_id = pool_id + 1
-        return PoolConfig(pool_id, generated_pool_name(langs), tuple(sorted(langs)))
+        pool = self._pools[langs] = PoolConfig(pool_id, generated_pool_name(langs), tuple(sorted(langs)))
+        return pool

@@ -22,7 +22,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -87,6 +87,7 @@ class BenchResult:
     batch_columns_decisions_per_s: float = 0.0  # _batch_figures: JobColumns in, one thread
     batch_two_threads_ratio: float = 0.0  # two threads batching on one registry ÷ one thread
     kernel_two_threads_ratio: float = 0.0  # the same for the kernel alone: what the machine allows
+    config_change_ms: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -266,6 +267,31 @@ def _heartbeat_p50(registry: NodeRegistry, workload: Workload, count: int = 20_0
     return float(np.median(samples)) / 1e3
 
 
+CONFIG_ROUNDS = 6  # config changes timed per workload (two configs alternate)
+
+
+def _config_figures(registry: NodeRegistry, workload: Workload, jobs: Sequence[JobRequest]) -> dict[str, float]:
+    """The config row (docs/DESIGN.md §8, config change): median time of
+    ``set_phase3_config`` + the first ``select_node`` after it, every flag on
+    (the change is prepared off the registry lock, the snapshot rebuilt from the
+    management copy). Two configs alternate, differing in ``hash_seed`` and
+    ``resource_threshold``; a generating workload generates its pools again
+    each time. Switches ``registry`` to every flag on."""
+    registry.set_flags(CYCLE_FAST)
+    registry.snapshot()
+    cfg = workload.phase3
+    configs = (replace(cfg, hash_seed=cfg.hash_seed + 1, resource_threshold=86.0), cfg)
+    times = []
+    for k in range(CONFIG_ROUNDS):
+        t0 = time.perf_counter()
+        registry.set_phase3_config(configs[k % 2])
+        selection = registry.select_node(jobs[k])
+        times.append((time.perf_counter() - t0) * 1e3)
+        if selection.reservation is not None:
+            registry.release(selection)
+    return {"config_change_ms": float(np.median(times))}
+
+
 def bench_workload(name: str, *, seed: int = 1, calls: int | None = None, legacy_calls: int | None = None) -> BenchResult:
     """Measure one workload on both paths (the fast path needs the extension)."""
     workload = make_workload(name, seed)
@@ -305,6 +331,7 @@ def bench_workload(name: str, *, seed: int = 1, calls: int | None = None, legacy
         extension=_compat.HAVE_HOTPATH,
         **_cycle_figures(workload, jobs, calls, legacy_calls),
         **_batch_figures(fast_reg, jobs[:BATCH_JOBS]),
+        **_config_figures(fast_reg, workload, jobs),  # last: it switches fast_reg's flags
     )
 
 
@@ -337,6 +364,7 @@ _COLUMNS = (
     ("heartbeat p50 µs", "heartbeat_p50_us", "{:.2f}"),
     ("snapshot ms", "snapshot_build_ms", "{:.1f}"),
     ("bytes/node", "snapshot_bytes_per_node", "{:.0f}"),
+    ("config + select ms", "config_change_ms", "{:.1f}"),
 )
 
 

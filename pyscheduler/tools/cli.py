@@ -251,7 +251,8 @@ def build_parser() -> argparse.ArgumentParser:
             "The figures of the performance budget (docs/DESIGN.md): single-call select_node "
             "p50/p99 on the fast and legacy paths and their ratio, "
             "batch decisions/s (end to end, and inside the nogil kernel), load-only heartbeat "
-            "latency, snapshot build time and bytes per node. Needs the compiled extension."
+            "latency, snapshot build time, bytes per node, and a config change until the first "
+            "select_node (set_phase3_config + select). Needs the compiled extension."
         ),
         **common,
     )

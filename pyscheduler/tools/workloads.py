@@ -545,11 +545,19 @@ def build_registry(
     generated once, from the whole fleet (ids by popularity), instead of on
     every registration. ``generate_once=False`` registers under the final
     config from the start, as a fleet connecting node by node would.
+
+    With the management registry on, the nodes are registered (and beat) with
+    it off and it is then switched on, which copies the fleet in one resync
+    instead of one entry per registration and status change (the state is the
+    same either way).
     """
     phase3 = workload.phase3
     staged = generate_once and phase3.auto_generate_language_pools
     first = replace(phase3, auto_generate_language_pools=False) if staged else phase3
     registry = NodeRegistry(first, clock=time.monotonic if clock is None else clock, flags=flags)
+    final_flags = registry.flags
+    if final_flags.use_management_registry:  # copy the fleet once, not node by node
+        registry.set_flags(replace(final_flags, use_management_registry=False))
     for info in workload.nodes:
         registry.register_node_with_policy(info)
     if staged:
@@ -557,4 +565,6 @@ def build_registry(
     if heartbeats:
         ids = [info.node_id for info in workload.nodes]
         registry.update_node_heartbeats(zip(ids, workload.initial_heartbeats))  # type: ignore[arg-type]
+    if final_flags.use_management_registry:
+        registry.set_flags(final_flags)  # one full resync of the management copy
     return registry
