@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from ..domain.config import CoreServicesConfig, Phase3Config, PoolConfig
 from ..domain.errors import UnknownPoolError
+from .changes import ChangeLog
 from .nodes import NodeRecord
 from .pools import PoolGenerator, PoolLookup, membership_of, node_pools
 
@@ -39,6 +40,10 @@ class Fleet:
         # what changed since the owner last looked (for syncing a copy elsewhere)
         self.touched: set[str] = set()
         self.pools_changed = False
+        # what changed, by topology version, for delta snapshot publishing
+        self.changes = ChangeLog()
+        self._pending: list[str] = []  # nodes changed by the operation in progress
+        self._pending_full = False  # ... or a change not described node by node
         self._install_pools(cfg.pools)
 
     # -- reading ---------------------------------------------------------------------
@@ -63,10 +68,11 @@ class Fleet:
         """Add a new node (replacing none: call :meth:`discard` first)."""
         self.nodes[record.node_id] = record
         self.touched.add(record.node_id)
+        self._pending.append(record.node_id)
         self._index_node(record)
         self._assign(record)
         self._grow_generated([self._counted_set(record)])
-        self.topology_version += 1
+        self._bump()
 
     def discard(self, node_id: str) -> NodeRecord | None:
         """Forget a node entirely; its generated pool stays (no flapping)."""
@@ -75,7 +81,8 @@ class Fleet:
         if record is not None:
             self._unindex_node(record)
             self._set_pools(record, ())
-            self.topology_version += 1
+            self._pending.append(node_id)
+            self._bump()
         return record
 
     def disconnect(self, record: NodeRecord) -> None:
@@ -86,16 +93,18 @@ class Fleet:
         self._unindex_node(record)
         self._set_pools(record, ())
         record.disconnected = True
-        self.topology_version += 1
+        self._pending.append(record.node_id)
+        self._bump()
 
     def capabilities_changed(self, record: NodeRecord, old_langs: frozenset[str], old_counted) -> None:
         """Refresh a node's membership after its services or languages changed."""
         self.touched.add(record.node_id)
+        self._pending.append(record.node_id)
         self._unindex(record.node_id, old_langs, old_counted)
         self._index_node(record)
         self._assign(record)
         self._grow_generated([self._counted_set(record)])
-        self.topology_version += 1
+        self._bump()
 
     def node_sets(self, record: NodeRecord) -> tuple[frozenset[str], frozenset[str] | None]:
         """(language set, set counted for generation or None) — what to pass back on change."""
@@ -141,13 +150,15 @@ class Fleet:
                 record.pool_ids = pool_ids
                 self.touched.add(record.node_id)
         self.pools_changed = True
-        self.topology_version += 1
+        self._pending_full = True
+        self._bump()
         return True
 
     def set_core(self, core: CoreServicesConfig) -> None:
         self.core = core
         self.pools_changed = True  # every node's "provides" mask may change
-        self.topology_version += 1
+        self._pending_full = True
+        self._bump()
 
     def take_changes(self) -> tuple[set[str], bool]:
         """The node ids touched and whether pools/configs changed since the last call."""
@@ -156,6 +167,16 @@ class Fleet:
         return touched, pools_changed
 
     # -- internals -----------------------------------------------------------------------
+
+    def _bump(self) -> None:
+        """Count one topology change and record what it changed in :attr:`changes`."""
+        self.topology_version += 1
+        if self._pending_full:
+            self.changes.reset(self.topology_version)
+        else:
+            self.changes.nodes(self.topology_version, dict.fromkeys(self._pending))
+        self._pending.clear()
+        self._pending_full = False
 
     def _counted_set(self, record: NodeRecord) -> frozenset[str] | None:
         return counted_set(record, self.cfg)
@@ -204,6 +225,7 @@ class Fleet:
             return
         node_id = record.node_id
         self.touched.add(node_id)
+        self._pending.append(node_id)
         for pid in set(record.pool_ids) - set(pool_ids):
             members = self.members.get(pid)
             if members is not None:
@@ -233,6 +255,7 @@ class Fleet:
             self.members[p.pool_id] = []
         self._lookup = PoolLookup(self.pools.values())
         self.pools_changed = True
+        self._pending_full = True  # a new pool: the pool set changed
         for p in new:
             for node_id in sorted(self._covering_nodes(p.language_set)):
                 self._assign(self.nodes[node_id])
