@@ -358,6 +358,7 @@ cdef class Dispatcher:
         cdef object v
         cdef str key
         cdef int32_t session = -1
+        cdef Py_ssize_t i
         cdef uint64_t key1 = 0, key2 = 0
         cdef object sid = None
         src = job.src_lang
@@ -373,9 +374,7 @@ cdef class Dispatcher:
         v = job.preferred_node_id
         j.preferred = -1
         if v is not None:
-            v = cs.node_index.get(v)
-            if v is not None:
-                j.preferred = <int32_t>v
+            j.preferred = <int32_t>cs.node_of(v)
         v = job.tenant_id
         j.tenant_pool = -1
         if v is not None:
@@ -404,9 +403,9 @@ cdef class Dispatcher:
                     if excl == NULL:
                         raise MemoryError()
                 for node_id in excluded:
-                    v = cs.node_index.get(node_id)
-                    if v is not None:
-                        excl[j.n_excluded] = <int32_t>v
+                    i = cs.node_of(node_id)
+                    if i >= 0:
+                        excl[j.n_excluded] = <int32_t>i
                         j.n_excluded += 1
                 j.excluded = excl
             records = cs.run(&j, now, &out, True)
