@@ -47,7 +47,7 @@ def test_cache_holds_plain_data_that_pickles(cache):
 CLASSES = (
     selection.SelectNode, selection.SelectNodesBatch, selection.Agreement,
     registry.UpdateNodeHeartbeat, registry.UpdateNodeHeartbeats, registry.PublishSnapshot,
-    registry.SetPhase3Config, registry.Memory, registry.SnapshotSize,
+    registry.SetPhase3Config, registry.Memory, registry.SnapshotSize, registry.PublishDeltaOverFullRebuild,
 )  # fmt: skip
 
 
@@ -229,3 +229,14 @@ def test_snapshot_size_and_memory(cache):
     memory = registry.Memory()
     memory.setup(cache, "fast")
     memory.peakmem_registry_10k(cache, "fast")
+
+
+def test_delta_publish_is_a_ratio_and_leaves_the_registry_as_it_was(cache):
+    bench = registry.PublishDeltaOverFullRebuild()
+    bench.setup(cache, "small")
+    reg = bench.steady.registry
+    nodes = reg.node_ids()
+    deltas = reg.metrics()["counters"].get("snapshot_deltas", 0)
+    assert 0 < bench.track_delta_over_full_rebuild(cache, "small") < 100
+    assert reg.node_ids() == nodes and reg.verify_consistency() == []
+    assert reg.metrics()["counters"]["snapshot_deltas"] >= deltas + 9  # the delta path was measured
