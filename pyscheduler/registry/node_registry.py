@@ -627,7 +627,7 @@ class NodeRegistry:
             reason = fast.failure_reason(answer)
             self._dispatch.count_failure(-1 if reason is None else _REASON_CODE[reason])
             return fast.to_selection(snap, answer, None)
-        token = self._dispatch.add(snap.slots[node], snap.node_serials[node], now)
+        token = self._dispatch.add(int(snap.slots[node]), int(snap.node_serials[node]), now)
         return fast.to_selection(snap, answer, token)
 
     def _shadow(self, job: JobRequest, *, serve_fast: bool) -> None:

@@ -67,7 +67,7 @@ def derive_snapshot(
     from ``prev``, given every node whose row or memberships changed since
     ``prev`` was built (``changed``; nodes not named must be as ``prev`` has
     them). ``None`` when the change is not one a delta covers."""
-    if prev.loads is not loads or prev.serials is None or version < prev.version:
+    if prev.loads is not loads or version < prev.version:
         return None
     if not (_same(source.cfg, prev.cfg) and _same(source.core, prev.core)):
         return None
@@ -115,7 +115,7 @@ def derive_snapshot(
         return assemble(
             version, prev.cfg, prev.core, loads, columns,
             node_ids=prev.node_ids, node_index=prev.node_index, node_serials=prev.node_serials,
-            serials=prev.serials, slots=prev.slots, pool_ids=prev.pool_ids, pool_names=prev.pool_names,
+            pool_ids=prev.pool_ids, pool_names=prev.pool_names,
             pool_index=prev.pool_index, lang_ids=lang_ids, index=index,
         )  # fmt: skip
 
@@ -151,10 +151,7 @@ def derive_snapshot(
     )
 
     node_ids = _edited(prev.node_ids, events, [r.node_id for r in fresh])
-    serials_list = [r.serial for r in fresh]
-    node_serials = _edited(prev.node_serials, events, serials_list)
-    slots = _edited(prev.slots, events, [r.slot for r in fresh])
-    serials = _rows(prev.serials, np.array(serials_list, dtype=np.int64), pieces, 1)
+    node_serials = _rows(prev.node_serials, np.array([r.serial for r in fresh], dtype=np.int64), pieces, 1)
 
     node_index = NodeIndex(node_ids) if len(node_ids) != n_old or any(
         kind != _UPDATE for _, kind, _ in events
@@ -165,8 +162,8 @@ def derive_snapshot(
     )
     return assemble(
         version, prev.cfg, prev.core, loads, columns,
-        node_ids=node_ids, node_index=node_index, node_serials=node_serials, serials=serials,
-        slots=slots, pool_ids=prev.pool_ids, pool_names=prev.pool_names, pool_index=pool_index,
+        node_ids=node_ids, node_index=node_index, node_serials=node_serials,
+        pool_ids=prev.pool_ids, pool_names=prev.pool_names, pool_index=pool_index,
         lang_ids=lang_ids, index=index,
     )  # fmt: skip
 
@@ -294,16 +291,17 @@ def generation_differences(got: RuntimeSnapshot, want: RuntimeSnapshot) -> list[
     compared through the codes' names, and an id only ``got`` has must be
     held by no row."""
     problems: list[str] = []
-    for name in ("version", "node_ids", "node_serials", "slots", "pool_ids", "pool_names"):
+    for name in ("version", "node_ids", "pool_ids", "pool_names"):
         if getattr(got, name) != getattr(want, name):
+            problems.append(f"{name} differ")
+    for name in ("node_serials", "slots"):
+        if not _equal(getattr(got, name), getattr(want, name)):
             problems.append(f"{name} differ")
     for name in ("node_index", "pool_index"):
         if dict(getattr(got, name)) != dict(getattr(want, name)):
             problems.append(f"{name} differs")
     if got.cfg != want.cfg or got.core != want.core:
         problems.append("configs differ")
-    if got.serials is not None and got.serials.tolist() != list(got.node_serials):
-        problems.append("serials differ from node_serials")
     if set(got.columns) != set(want.columns):
         return [*problems, f"column names differ: {sorted(set(got.columns) ^ set(want.columns))}"]
     same_langs = dict(got.lang_ids) == dict(want.lang_ids)

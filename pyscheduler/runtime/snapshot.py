@@ -81,8 +81,8 @@ class RuntimeSnapshot:
     cfg: Phase3Config
     node_ids: tuple[str, ...]
     node_index: Mapping[str, int]
-    node_serials: tuple[int, ...]
-    slots: tuple[int, ...]
+    node_serials: np.ndarray  # registration serial by node index (frozen int64)
+    slots: np.ndarray  # load slot by node index: the "slot" column (frozen int32)
     pool_ids: tuple[int, ...]
     pool_names: tuple[str, ...]
     pool_index: Mapping[int, int]
@@ -92,7 +92,6 @@ class RuntimeSnapshot:
     loads: LoadTableLike
     compiled: Any = field(default=None)  # _hotpath.CompiledSnapshot, or None without the extension
     core: CoreServicesConfig | None = field(default=None)  # what ``provides`` was computed with
-    serials: np.ndarray | None = field(default=None)  # node_serials as a frozen int64 array
 
     @property
     def n_nodes(self) -> int:
@@ -135,15 +134,12 @@ def build_snapshot(fleet: Fleet, loads: LoadTableLike, version: int) -> RuntimeS
     columns["mem_idx"] = np.fromiter(
         (i for m in mem_lists for i in m), dtype=np.int32, count=int(columns["mem_ptr"][-1])
     )
-    node_serials = tuple(r.serial for r in records)
     pool_ids = tuple(p.pool_id for p in pools)
     return assemble(
         version, fleet.cfg, fleet.core, loads, columns,
         node_ids=node_ids,
         node_index=node_index,
-        node_serials=node_serials,
-        serials=np.array(node_serials, dtype=np.int64),
-        slots=tuple(r.slot for r in records),
+        node_serials=np.array([r.serial for r in records], dtype=np.int64),
         pool_ids=pool_ids,
         pool_names=tuple(p.name for p in pools),
         pool_index={pool_id: i for i, pool_id in enumerate(pool_ids)},
@@ -161,9 +157,7 @@ def assemble(
     *,
     node_ids: tuple[str, ...],
     node_index: Mapping[str, int],
-    node_serials: tuple[int, ...],
-    serials: np.ndarray,
-    slots: tuple[int, ...],
+    node_serials: np.ndarray,
     pool_ids: tuple[int, ...],
     pool_names: tuple[str, ...],
     pool_index: Mapping[int, int],
@@ -175,7 +169,7 @@ def assemble(
     change) and handed to the compiled view, which checks every index once."""
     # read-only for good: the kernels trust these arrays (every index was checked once)
     columns = {name: arr if is_frozen(arr) else frozen(arr) for name, arr in columns.items()}
-    serials = serials if is_frozen(serials) else frozen(serials)
+    serials = node_serials if is_frozen(node_serials) else frozen(node_serials)
     compiled = None
     if _compat.HAVE_HOTPATH:
         config = _kernel_config(cfg, len(lang_ids), index.n_pool_langs)
@@ -186,8 +180,8 @@ def assemble(
         cfg=cfg,
         node_ids=node_ids,
         node_index=node_index,
-        node_serials=node_serials,
-        slots=slots,
+        node_serials=serials,
+        slots=columns["slot"],
         pool_ids=pool_ids,
         pool_names=pool_names,
         pool_index=pool_index,
@@ -197,7 +191,6 @@ def assemble(
         loads=loads,
         compiled=compiled,
         core=core,
-        serials=serials,
     )
 
 

@@ -187,7 +187,7 @@ def _kernel_batch_rate(registry: NodeRegistry, jobs: Sequence[JobRequest], round
         rates.append(len(jobs) / (time.perf_counter() - t0))
         for node in out[:, 0].tolist():  # give the places back (no tokens were made)
             if node >= 0:
-                snapshot.loads.unreserve(snapshot.slots[node])
+                snapshot.loads.unreserve(int(snapshot.slots[node]))
     return float(np.median(rates))
 
 
