@@ -39,7 +39,7 @@ from pyscheduler.domain.model import LanguageCapabilities, ServiceType
 from pyscheduler.runtime.delta import derive_snapshot, generation_differences
 from pyscheduler.runtime.snapshot import NodeIndex, build_snapshot
 from pyscheduler.selection import fast
-from pyscheduler.state.changes import ChangeLog
+from pyscheduler.state.changes import CHANGE_LOG_LIMIT, ChangeLog
 
 pytestmark = pytest.mark.hotpath
 
@@ -288,3 +288,15 @@ def test_the_fleet_records_each_change_and_resets_on_config():
     reg.set_phase3_config(CONFIGS[1])
     assert fleet.changes.since(v + 1) is None and fleet.changes.since(fleet.topology_version) == frozenset()
 
+
+
+@pytest.mark.parametrize("flags", FLAGS.values(), ids=FLAGS.keys())
+def test_more_changes_than_the_log_keeps_rebuild_in_full(flags):
+    reg = make_registry(["n1"], cfg=CONFIGS[0], flags=flags)
+    reg.snapshot()
+    deltas = reg.metrics()["counters"].get("snapshot_deltas", 0)
+    for i in range(CHANGE_LOG_LIMIT + 10):  # the oldest records are forgotten
+        reg.register_node_with_policy(node_info(f"m{i:04d}", ["en", "zh"]))
+    assert fleet_of(reg).changes.since(reg.snapshot().version - 1) is not None
+    assert reg.metrics()["counters"].get("snapshot_deltas", 0) == deltas  # that one was rebuilt in full
+    compare_with_full_rebuild(reg)
