@@ -250,9 +250,12 @@ def _members(
     for pos, kind, _ in events:
         if kind != _ADD:
             gone[pos] = True  # re-added below from its current pools, if still live
-    drop = gone[old_idx]
-    dropped = np.flatnonzero(drop)
-    kept = remap[old_idx[~drop]] if len(dropped) else remap[old_idx]
+    if any(kind != _ADD for _, kind, _ in events):
+        drop = gone[old_idx]
+        dropped = np.flatnonzero(drop)
+        kept = remap[old_idx[~drop]] if len(dropped) else remap[old_idx]
+    else:  # registrations only: every old entry stays, renumbered
+        dropped, kept = (), remap[old_idx]
     counts = np.diff(old_ptr).astype(np.int64)
     if len(dropped):
         counts -= np.bincount(np.searchsorted(old_ptr, dropped, side="right") - 1, minlength=n_pools)
