@@ -474,6 +474,7 @@ cdef class Dispatcher:
         cdef object v
         cdef str key
         cdef int32_t session = -1
+        cdef Py_ssize_t i
         cdef uint64_t key1 = 0, key2 = 0
         cdef object sid = None
         cdef tuple f = self.job_fields(job)  # JOB_FIELDS order
@@ -490,9 +491,7 @@ cdef class Dispatcher:
         v = f[4]
         j.preferred = -1
         if v is not None:
-            v = cs.node_index.get(v)
-            if v is not None:
-                j.preferred = <int32_t>v
+            j.preferred = <int32_t>cs.node_of(v)
         v = f[5]
         j.tenant_pool = -1
         if v is not None:
@@ -521,9 +520,9 @@ cdef class Dispatcher:
                     if excl == NULL:
                         raise MemoryError()
                 for node_id in excluded:
-                    v = cs.node_index.get(node_id)
-                    if v is not None:
-                        excl[j.n_excluded] = <int32_t>v
+                    i = cs.node_of(node_id)
+                    if i >= 0:
+                        excl[j.n_excluded] = <int32_t>i
                         j.n_excluded += 1
                 j.excluded = excl
             records = cs.run(&j, now, &out, True)
@@ -864,9 +863,7 @@ cdef class Dispatcher:
                 j.public = public
                 j.preferred = -1
                 if pref is not None:
-                    v = cs.node_index.get(pref)
-                    if v is not None:
-                        j.preferred = <int32_t>v
+                    j.preferred = <int32_t>cs.node_of(pref)
                 j.tenant_pool = -1
                 if tenant is not None:
                     v = cs.tenant_index.get(tenant)
@@ -879,12 +876,12 @@ cdef class Dispatcher:
                 eoff[i] = excl.size
                 if excluded:
                     for node_id in excluded:
-                        v = cs.node_index.get(node_id)
-                        if v is not None:
+                        k = cs.node_of(node_id)
+                        if k >= 0:
                             dst = buf_push(&excl, 1)
                             if dst == NULL:
                                 raise MemoryError()
-                            dst[0] = <int32_t>v
+                            dst[0] = <int32_t>k
                 j.n_excluded = excl.size - eoff[i]
                 j.excluded = NULL
                 sess[i] = -1

@@ -16,7 +16,7 @@ from cpython.number cimport PyNumber_Index
 from cpython.unicode cimport PyUnicode_AsUTF8AndSize
 from libc.math cimport NAN, isnan
 from libc.stdlib cimport calloc, free, malloc, realloc
-from libc.string cimport memcpy, memset
+from libc.string cimport memcmp, memcpy, memset
 
 
 cdef extern from "<stdlib.h>" nogil:
@@ -583,23 +583,27 @@ cdef class CompiledSnapshot:
         self.cov_bits = bits
         return 0
 
-    def bind_names(self, dict lang_ids not None, dict node_index not None, dict tenant_pools not None,
+    def bind_names(self, dict lang_ids not None, object node_index, dict tenant_pools not None,
                    tuple node_ids not None, tuple pool_ids not None, serials, str auto_code not None,
                    int64_t version):
         """Give the dispatcher the names of this generation, once, before any
-        ``Dispatcher.select`` reads it: language ids, node indices, each tenant
-        override's pool index, node and pool ids by index, registration
-        serials by node index, the code of a detected source language, and the
-        generation's snapshot version.
+        ``Dispatcher.select`` reads it: language ids, node indices (a dict, or
+        ``None``: a node id is then found by binary search over the id column,
+        whose ids are sorted), each tenant override's pool index, node and pool
+        ids by index, registration serials by node index, the code of a
+        detected source language, and the generation's snapshot version.
         Every index is range-checked here (ValueError)."""
         cdef Py_ssize_t n = self.n_nodes
         if self.named:
             raise ValueError("bind_names: names are bound once per generation")
-        if len(node_ids) != n or len(node_index) != n or len(serials) != n or len(pool_ids) != self.n_pools:
+        if node_index is not None and type(node_index) is not dict:
+            raise TypeError("bind_names: node_index must be a dict or None")
+        if len(node_ids) != n or len(serials) != n or len(pool_ids) != self.n_pools or (
+                node_index is not None and len(node_index) != n):
             raise ValueError("bind_names: node and pool names must match the columns")
         if len(lang_ids) != self.n_langs:
             raise ValueError("bind_names: lang_ids must match n_langs")
-        for name, table, high in (("lang_ids", lang_ids, self.n_langs), ("node_index", node_index, n),
+        for name, table, high in (("lang_ids", lang_ids, self.n_langs), ("node_index", node_index or {}, n),
                                   ("tenant_pools", tenant_pools, self.n_pools)):
             for value in table.values():
                 if type(value) is not int or not 0 <= value < high:
@@ -608,7 +612,7 @@ cdef class CompiledSnapshot:
         self.pool_id_arr = np.array(pool_ids, dtype=np.int64)
         self.version = version
         self.lang_index = dict(lang_ids)
-        self.node_index = dict(node_index)
+        self.node_index = None if node_index is None else dict(node_index)
         self.tenant_index = dict(tenant_pools)
         self.node_names = node_ids
         self.pool_keys = pool_ids
@@ -616,6 +620,33 @@ cdef class CompiledSnapshot:
         self.named = True
 
     # -- stage 1: eligible pools (the language index) ---------------------------------
+
+    cdef Py_ssize_t node_of(self, object node_id) except -2:
+        """The index of ``node_id``, or -1: its entry in ``node_index``, or a binary
+        search over the id column (sorted: UTF-8 byte order is code point order)."""
+        cdef Py_ssize_t n, lo = 0, hi = self.n_nodes, mid, a, m
+        cdef const unsigned char* kb
+        cdef int c
+        if self.node_index is not None:
+            v = self.node_index.get(node_id)
+            return -1 if v is None else <Py_ssize_t>v
+        if type(node_id) is not str:
+            return -1
+        kb = _utf8(<str>node_id, &n)
+        while lo < hi:
+            mid = (lo + hi) >> 1
+            a = self.id_ptr[mid]
+            m = self.id_ptr[mid + 1] - a
+            c = memcmp(&self.id_bytes[a], kb, m if m < n else n) if m > 0 and n > 0 else 0
+            if c == 0:
+                c = (m > n) - (m < n)
+            if c == 0:
+                return mid
+            if c < 0:
+                lo = mid + 1
+            else:
+                hi = mid
+        return -1
 
     cdef bint services_match(self, Py_ssize_t p, int32_t types) noexcept nogil:
         """A pool's required services: empty = wildcard; else contain / equal the

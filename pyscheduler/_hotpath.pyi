@@ -74,7 +74,7 @@ class CompiledSnapshot:
     def bind_names(
         self,
         lang_ids: dict[str, int],
-        node_index: dict[str, int],
+        node_index: dict[str, int] | None,
         tenant_pools: dict[str, int],
         node_ids: tuple[str, ...],
         pool_ids: tuple[int, ...],

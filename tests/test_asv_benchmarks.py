@@ -49,6 +49,7 @@ CLASSES = (
     registry.UpdateNodeHeartbeat, registry.UpdateNodeHeartbeatSubscribed, registry.UpdateNodeHeartbeats,
     registry.PublishSnapshot, registry.SetPhase3Config, registry.Memory, registry.SnapshotSize,
     selection.SelectNodeTail, selection.SelectNode100k, registry.SnapshotSize100k,
+    registry.PublishDeltaOverFullRebuild,
 )  # fmt: skip
 
 
@@ -325,3 +326,14 @@ def test_the_100k_benchmarks_have_their_own_cache_and_run_on_any_fleet(cache, mo
     size = registry.SnapshotSize100k()
     size.setup(stand_in)
     assert 0 < size.track_snapshot_bytes_per_node(stand_in) <= 200
+
+
+def test_delta_publish_is_a_ratio_and_leaves_the_registry_as_it_was(cache):
+    bench = registry.PublishDeltaOverFullRebuild()
+    bench.setup(cache, "small")
+    reg = bench.steady.registry
+    nodes = reg.node_ids()
+    deltas = reg.metrics()["counters"].get("snapshot_deltas", 0)
+    assert 0 < bench.track_delta_over_full_rebuild(cache, "small") < 100
+    assert reg.node_ids() == nodes and reg.verify_consistency() == []
+    assert reg.metrics()["counters"]["snapshot_deltas"] >= deltas + 9  # the delta path was measured

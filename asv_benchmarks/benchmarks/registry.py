@@ -9,7 +9,9 @@ skips through ``NotImplementedError`` in ``setup``.
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
+from statistics import median
 
 from pyscheduler import Heartbeat
 
@@ -218,3 +220,43 @@ class SnapshotSize100k(Base100k):
         return self.registry.snapshot().bytes_per_node
 
     track_snapshot_bytes_per_node.unit = "bytes/node"
+
+
+class PublishDeltaOverFullRebuild(Base):
+    """The delta publish against the full rebuild it replaces, in one run: a node
+    registers + ``snapshot()`` (derived from the previous generation), then the
+    same generation is rebuilt in full from the fleet; the figure is the ratio of
+    the two medians over 9 rounds (each round's node is removed again, outside
+    the timing). Skips on commits without delta publish."""
+
+    params = [WORKLOADS]
+    param_names = ["workload"]
+
+    def setup(self, cache, workload):
+        try:
+            from pyscheduler.runtime.delta import derive_snapshot  # noqa: F401 - the feature probe
+            from pyscheduler.runtime.snapshot import build_snapshot
+        except ImportError:  # pragma: no cover - asv runs over history
+            raise NotImplementedError("this commit has no delta publish") from None
+        self.build_snapshot = build_snapshot
+        self.steady = Steady.get(cache, workload, "fast", "delta")
+        self.template = cache[workload]["workload"].nodes[0]
+
+    def track_delta_over_full_rebuild(self, cache, workload):
+        """(register + ``snapshot()``) / (full rebuild of that generation), medians of 9."""
+        registry = self.steady.registry
+        delta, full = [], []
+        for k in range(9):
+            node_id = f"bench-delta-{k}"
+            t0 = time.perf_counter()
+            registry.register_node_with_policy(replace(self.template, node_id=node_id))
+            snap = registry.snapshot()
+            delta.append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            self.build_snapshot(registry._fleet, snap.loads, snap.version)
+            full.append(time.perf_counter() - t0)
+            registry.remove_node(node_id)
+            registry.snapshot()
+        return median(delta) / median(full)
+
+    track_delta_over_full_rebuild.unit = "ratio"

@@ -86,7 +86,7 @@ cdef class CompiledSnapshot:
     cdef Py_ssize_t sample_size
     cdef float64_t threshold, timeout
     cdef dict lang_index                  # language code -> language id
-    cdef dict node_index                  # node id -> node index
+    cdef dict node_index                  # node id -> node index, or None: search the sorted ids
     cdef dict tenant_index                # tenant id -> pool index of its override
     cdef tuple node_names                 # node ids, by index
     cdef tuple pool_keys                  # pool ids, by index
@@ -100,6 +100,7 @@ cdef class CompiledSnapshot:
     cdef const uint64_t[::1] cov_bits     # per pool COV_SETS bitsets of ``words`` words (COV_* order)
     cdef readonly int64_t version         # the generation's snapshot version
     cdef bint named
+    cdef Py_ssize_t node_of(self, object node_id) except -2
     cdef bint services_match(self, Py_ssize_t p, int32_t types) noexcept nogil
     cdef Py_ssize_t eligible(self, const JobIn* job, int32_t* out) noexcept nogil
     cdef bint serves_nmt(self, Py_ssize_t i, int32_t src, int32_t tgt) noexcept nogil

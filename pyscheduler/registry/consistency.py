@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..runtime.delta import generation_differences
 from ..runtime.snapshot import RuntimeSnapshot, build_snapshot
 from ..state.fleet import Fleet
 from ..state.management import ManagementState, NodeEntry, entry_differences
@@ -93,15 +94,18 @@ def management_problems(fleet: Fleet, state: ManagementState) -> list[str]:
 
 
 def snapshot_problems(snap: RuntimeSnapshot, fleet: Fleet) -> list[str]:
-    """Compare a current snapshot with the structures it was built from."""
+    """Compare a current snapshot with a full rebuild from the structures it was
+    built from (a delta-published generation may number languages differently:
+    see :func:`~pyscheduler.runtime.delta.generation_differences`)."""
     fresh = build_snapshot(fleet, snap.loads, snap.version)
     problems = []
     if snap.node_ids != fresh.node_ids:
         problems.append("snapshot: node ids differ from the registry's live nodes")
     if snap.pool_ids != fresh.pool_ids:
         problems.append("snapshot: pool ids differ from the registry's pools")
-    for name, column in fresh.columns.items():
-        theirs = snap.columns.get(name)
-        if theirs is None or theirs.shape != column.shape or not (theirs == column).all():
-            problems.append(f"snapshot: column {name} differs from the registry")
+    for difference in generation_differences(snap, fresh):
+        if difference.startswith("column "):
+            problems.append(f"snapshot: {difference} from the registry")
+        elif difference not in ("node_ids differ", "pool_ids differ"):
+            problems.append(f"snapshot: {difference}")
     return problems

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 
 from ..domain.flags import MigrationFlags
 from ..state.fleet import ConfigPlan, Fleet
-from ..state.management import ManagementRegistry, ManagementState, NodeEntry
+from ..state.management import ChangeCapture, ManagementRegistry, ManagementState, NodeEntry
 from ..state.metrics import Metrics
 
 __all__ = ["ConfigPrep", "ManagementMirror"]
@@ -81,6 +81,10 @@ class ManagementMirror:
     def capture(self) -> ManagementState:
         """A consistent copy of the management state (its own lock, briefly)."""
         return self.ensure().capture()
+
+    def capture_changes(self, since: int) -> ChangeCapture | None:
+        """The nodes changed at versions ``>= since`` (``None``: capture in full)."""
+        return self.ensure().capture_changes(since)
 
     def resync(self) -> None:
         """Copy everything: core config, pools, every node and membership."""

@@ -52,6 +52,7 @@ from ..domain.model import (
     ServiceType,
     parse_service_types,
 )
+from ..runtime.delta import derive_snapshot
 from ..runtime.lang_index import PoolLanguageIndex
 from ..runtime.snapshot import RuntimeSnapshot, build_snapshot
 from ..selection import fast, legacy
@@ -511,15 +512,40 @@ class NodeRegistry:
             snap = publisher.current_if(self._fleet.topology_version)
             if snap is not None:
                 return snap  # another thread built it while we waited
-            state = self._mirror.capture()
-            return publisher.build(lambda: build_snapshot(state, self._loads, state.version))  # no lock held
+            prev = publisher.current
+
+            def build() -> RuntimeSnapshot:  # no registry lock held; the management lock only to capture
+                if prev is not None:
+                    changes = self._mirror.capture_changes(prev.version)
+                    if changes is not None:
+                        snap = derive_snapshot(prev, changes, self._loads, changes.version, changes.nodes)
+                        if snap is not None:
+                            self._metrics.inc("snapshot_deltas")
+                            return snap
+                state = self._mirror.capture()
+                return build_snapshot(state, self._loads, state.version)
+
+            return publisher.build(build)
 
     def _publish_locked(self) -> RuntimeSnapshot:
         version = self._fleet.topology_version
         snap = self._publisher.current_if(version)
         if snap is None:
-            snap = self._publisher.build(lambda: build_snapshot(self._fleet, self._loads, version))
+            snap = self._publisher.build(lambda: self._build_locked(version))
         return snap
+
+    def _build_locked(self, version: int) -> RuntimeSnapshot:
+        """The generation of the fleet at ``version`` (registry lock held): derived
+        from the current one when the fleet's record of changes reaches back to it."""
+        prev = self._publisher.current
+        if prev is not None:
+            changed = self._fleet.changes.since(prev.version)
+            if changed is not None:
+                snap = derive_snapshot(prev, self._fleet, self._loads, version, changed)
+                if snap is not None:
+                    self._metrics.inc("snapshot_deltas")
+                    return snap
+        return build_snapshot(self._fleet, self._loads, version)
 
     # -- selection ---------------------------------------------------------------------
 

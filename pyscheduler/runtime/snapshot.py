@@ -13,8 +13,9 @@ small integers once per generation.
 
 from __future__ import annotations
 
+import bisect
 import itertools
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from operator import attrgetter
 from types import MappingProxyType
@@ -23,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from .. import _compat
-from ..domain.config import Phase3Config
+from ..domain.config import CoreServicesConfig, Phase3Config
 from ..domain.languages import AUTO
 from ..domain.model import LanguageCapabilities, ServiceType
 from ..state.fleet import Fleet
@@ -31,11 +32,48 @@ from ..state.loads import LoadTableLike
 from ..state.nodes import NodeRecord, provides
 from .lang_index import PoolLanguageIndex, frozen, intern_languages, is_frozen, words_for
 
-__all__ = ["RuntimeSnapshot", "build_snapshot"]
+__all__ = ["NodeIndex", "RuntimeSnapshot", "assemble", "build_snapshot"]
 
 _NF_HAS_GPU = _compat.KERNEL_CODES["NF_HAS_GPU"]
 _NF_PUBLIC = _compat.KERNEL_CODES["NF_PUBLIC"]
 _LOAD_RECORD_BYTES = _compat.KERNEL_CODES["LOAD_RECORD_BYTES"]
+
+
+class NodeIndex(Mapping[str, int]):
+    """Node id -> node index of one generation, found by binary search over its
+    sorted ids: nothing per node is built, so a generation that inserts a node
+    does not renumber a dict of every node after it (docs/HOTPATH.md, delta publish)."""
+
+    __slots__ = ("_ids",)
+
+    def __init__(self, node_ids: tuple[str, ...]) -> None:
+        self._ids = node_ids
+
+    def get(self, node_id: object, default: int | None = None) -> int | None:  # type: ignore[override]
+        if isinstance(node_id, str):
+            ids = self._ids
+            i = bisect.bisect_left(ids, node_id)
+            if i < len(ids) and ids[i] == node_id:
+                return i
+        return default
+
+    def __getitem__(self, node_id: str) -> int:
+        i = self.get(node_id)
+        if i is None:
+            raise KeyError(node_id)
+        return i
+
+    def __contains__(self, node_id: object) -> bool:
+        return self.get(node_id) is not None
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._ids)
+
+    def __repr__(self) -> str:
+        return f"NodeIndex({len(self._ids)} nodes)"
 
 
 @dataclass(frozen=True, eq=False)
@@ -46,8 +84,8 @@ class RuntimeSnapshot:
     cfg: Phase3Config
     node_ids: tuple[str, ...]
     node_index: Mapping[str, int]
-    node_serials: tuple[int, ...]
-    slots: tuple[int, ...]
+    node_serials: np.ndarray  # registration serial by node index (frozen int64)
+    slots: np.ndarray  # load slot by node index: the "slot" column (frozen int32)
     pool_ids: tuple[int, ...]
     pool_names: tuple[str, ...]
     pool_index: Mapping[int, int]
@@ -56,6 +94,7 @@ class RuntimeSnapshot:
     columns: Mapping[str, np.ndarray]
     loads: LoadTableLike
     compiled: Any = field(default=None)  # _hotpath.CompiledSnapshot, or None without the extension
+    core: CoreServicesConfig | None = field(default=None)  # what ``provides`` was computed with
 
     @property
     def n_nodes(self) -> int:
@@ -83,7 +122,7 @@ def build_snapshot(fleet: Fleet, loads: LoadTableLike, version: int) -> RuntimeS
     """Copy what dispatch needs out of ``fleet`` (the caller keeps it still)."""
     node_ids = tuple(fleet.live_nodes())
     records = [fleet.nodes[nid] for nid in node_ids]
-    node_index = {nid: i for i, nid in enumerate(node_ids)}
+    node_index = NodeIndex(node_ids)
     pools = fleet.ordered_pools()
     pool_langs = {lang for p in pools for lang in p.languages}
     langs = set(pool_langs)
@@ -100,32 +139,63 @@ def build_snapshot(fleet: Fleet, loads: LoadTableLike, version: int) -> RuntimeS
         dtype=np.int32,
         count=int(columns["mem_ptr"][-1]),
     )
+    pool_ids = tuple(p.pool_id for p in pools)
+    return assemble(
+        version, fleet.cfg, fleet.core, loads, columns,
+        node_ids=node_ids,
+        node_index=node_index,
+        node_serials=np.array([r.serial for r in records], dtype=np.int64),
+        pool_ids=pool_ids,
+        pool_names=tuple(p.name for p in pools),
+        pool_index={pool_id: i for i, pool_id in enumerate(pool_ids)},
+        lang_ids=lang_ids,
+        index=index,
+    )  # fmt: skip
+
+
+def assemble(
+    version: int,
+    cfg: Phase3Config,
+    core: CoreServicesConfig,
+    loads: LoadTableLike,
+    columns: dict[str, np.ndarray],
+    *,
+    node_ids: tuple[str, ...],
+    node_index: Mapping[str, int],
+    node_serials: np.ndarray,
+    pool_ids: tuple[int, ...],
+    pool_names: tuple[str, ...],
+    pool_index: Mapping[int, int],
+    lang_ids: Mapping[str, int],
+    index: PoolLanguageIndex,
+) -> RuntimeSnapshot:
+    """A generation from complete columns and names: the columns are frozen (a
+    column already frozen is kept as it is, so a delta shares what it did not
+    change) and handed to the compiled view, which checks every index once."""
     # read-only for good: the kernels trust these arrays (every index was checked once)
     columns = {name: arr if is_frozen(arr) else frozen(arr) for name, arr in columns.items()}
-    cfg = fleet.cfg
-    node_serials = tuple(r.serial for r in records)
-    pool_ids = tuple(p.pool_id for p in pools)
-    pool_index = {pool_id: i for i, pool_id in enumerate(pool_ids)}
+    serials = node_serials if is_frozen(node_serials) else frozen(node_serials)
     compiled = None
     if _compat.HAVE_HOTPATH:
         config = _kernel_config(cfg, len(lang_ids), index.n_pool_langs)
         compiled = _compat.hotpath.CompiledSnapshot(loads, dict(columns), config)
-        _bind_names(compiled, cfg, lang_ids, node_index, node_ids, node_serials, pool_ids, pool_index, version)
+        _bind_names(compiled, cfg, lang_ids, node_index, node_ids, serials, pool_ids, pool_index, version)
     return RuntimeSnapshot(
         version=version,
         cfg=cfg,
         node_ids=node_ids,
         node_index=node_index,
-        node_serials=node_serials,
-        slots=tuple(r.slot for r in records),
+        node_serials=serials,
+        slots=columns["slot"],
         pool_ids=pool_ids,
-        pool_names=tuple(p.name for p in pools),
+        pool_names=pool_names,
         pool_index=pool_index,
         lang_ids=lang_ids,
         index=index,
         columns=MappingProxyType(columns),
         loads=loads,
         compiled=compiled,
+        core=core,
     )
 
 
@@ -135,15 +205,15 @@ def _bind_names(
     lang_ids: Mapping[str, int],
     node_index: Mapping[str, int],
     node_ids: tuple[str, ...],
-    node_serials: tuple[int, ...],
+    serials: np.ndarray,
     pool_ids: tuple[int, ...],
     pool_index: Mapping[int, int],
     version: int,
 ) -> None:
     """Hand the compiled view the names its dispatcher maps a job's strings with."""
     tenant_pools = {t: pool_index[p] for t, p in cfg.tenant_overrides.items() if p in pool_index}
-    serials = frozen(np.array(node_serials, dtype=np.int64))
-    compiled.bind_names(dict(lang_ids), dict(node_index), tenant_pools, node_ids, pool_ids, serials, AUTO, version)
+    # node_index None: the compiled view finds an id by binary search over its sorted id column
+    compiled.bind_names(dict(lang_ids), None, tenant_pools, node_ids, pool_ids, serials, AUTO, version)
 
 
 def _kernel_config(cfg: Phase3Config, n_langs: int, n_pool_langs: int) -> dict[str, Any]:

@@ -20,6 +20,7 @@ import numpy as np
 from ..domain.config import CoreServicesConfig, Phase3Config, PoolConfig
 from ..domain.errors import UnknownPoolError
 from ..domain.model import ServiceType
+from .changes import ChangeLog
 from .nodes import Membership, NodeRecord, installed_types
 from .pools import PoolGenerator, PoolLookup, membership_of, node_pools
 
@@ -48,6 +49,10 @@ class Fleet:
         # the open captures' journals: the nodes whose topology changed since each
         self._journals: tuple[set[str], ...] = ()
         self.pools_changed = False
+        # what changed, by topology version, for delta snapshot publishing
+        self.changes = ChangeLog()
+        self._pending: list[str] = []  # nodes changed by the operation in progress
+        self._pending_full = False  # ... or a change not described node by node
         self._install_pools(cfg.pools)
 
     # -- reading ---------------------------------------------------------------------
@@ -74,10 +79,11 @@ class Fleet:
         record.membership = self.membership
         self.touched.add(record.node_id)
         self._note(record.node_id)
+        self._pending.append(record.node_id)
         self._index_node(record)
         self._assign(record)
         self._grow_generated([self._counted_set(record)])
-        self.topology_version += 1
+        self._bump()
 
     def discard(self, node_id: str) -> NodeRecord | None:
         """Forget a node entirely; its generated pool stays (no flapping)."""
@@ -88,7 +94,8 @@ class Fleet:
             self._unindex_node(record)
             self._set_pools(record, ())
             record.membership = None  # a record of the same id may come: this one reads no pools
-            self.topology_version += 1
+            self._pending.append(node_id)
+            self._bump()
         return record
 
     def disconnect(self, record: NodeRecord) -> None:
@@ -101,17 +108,19 @@ class Fleet:
         self._set_pools(record, ())
         record.disconnected = True
         record.sync_gate()
-        self.topology_version += 1
+        self._pending.append(record.node_id)
+        self._bump()
 
     def capabilities_changed(self, record: NodeRecord, old_langs: frozenset[str], old_counted) -> None:
         """Refresh a node's membership after its services or languages changed."""
         self.touched.add(record.node_id)
         self._note(record.node_id)
+        self._pending.append(record.node_id)
         self._unindex(record.node_id, old_langs, old_counted)
         self._index_node(record)
         self._assign(record)
         self._grow_generated([self._counted_set(record)])
-        self.topology_version += 1
+        self._bump()
 
     def node_sets(self, record: NodeRecord) -> tuple[frozenset[str], frozenset[str] | None]:
         """(language set, set counted for generation or None) — what to pass back on change."""
@@ -180,7 +189,8 @@ class Fleet:
         self.pools_changed = True
         if plan.version != self.topology_version:
             self._replay(plan, journal)
-        self.topology_version += 1
+        self._pending_full = True
+        self._bump()
         return True
 
     def _end_journal(self, journal: set[str]) -> None:
@@ -225,7 +235,8 @@ class Fleet:
     def set_core(self, core: CoreServicesConfig) -> None:
         self.core = core
         self.pools_changed = True  # every node's "provides" mask may change
-        self.topology_version += 1
+        self._pending_full = True
+        self._bump()
 
     def take_changes(self) -> tuple[set[str], bool]:
         """The node ids touched and whether pools/configs changed since the last call."""
@@ -234,6 +245,16 @@ class Fleet:
         return touched, pools_changed
 
     # -- internals -----------------------------------------------------------------------
+
+    def _bump(self) -> None:
+        """Count one topology change and record what it changed in :attr:`changes`."""
+        self.topology_version += 1
+        if self._pending_full:
+            self.changes.reset(self.topology_version)
+        else:
+            self.changes.nodes(self.topology_version, dict.fromkeys(self._pending))
+        self._pending.clear()
+        self._pending_full = False
 
     def _counted_set(self, record: NodeRecord) -> frozenset[str] | None:
         return counted_set(record, self.cfg)
@@ -281,6 +302,7 @@ class Fleet:
             return
         node_id = record.node_id
         self.touched.add(node_id)
+        self._pending.append(node_id)
         for pid in set(record.pool_ids) - set(pool_ids):
             members = self.members.get(pid)
             if members is not None:
@@ -310,6 +332,7 @@ class Fleet:
             self.members[p.pool_id] = []
         self._lookup = PoolLookup(self.pools.values())
         self.pools_changed = True
+        self._pending_full = True  # a new pool: the pool set changed
         for p in new:
             for node_id in sorted(self._covering_nodes(p.language_set)):
                 self._assign(self.nodes[node_id])

@@ -22,11 +22,12 @@ from typing import NamedTuple
 from ..domain.config import CoreServicesConfig, Phase3Config, PoolConfig
 from ..domain.errors import UnknownPoolError
 from ..domain.model import InstalledService, LanguageCapabilities, NodeInfo, NodeStatus
+from .changes import ChangeLog
 from .locks import TimedLock
 from .metrics import Metrics
 from .nodes import NodeRecord
 
-__all__ = ["NodeEntry", "ManagementState", "ManagementRegistry", "entry_differences"]
+__all__ = ["ChangeCapture", "NodeEntry", "ManagementState", "ManagementRegistry", "entry_differences"]
 
 
 class NodeEntry(NamedTuple):
@@ -69,6 +70,24 @@ class NodeEntry(NamedTuple):
 _ENTRY_FIELDS = NodeEntry._fields
 
 
+def _row_fields(entry: NodeEntry) -> tuple:
+    """What a snapshot generation holds of an entry (its status lives in the load table)."""
+    return (entry.info, entry.services, entry.capabilities, entry.pool_ids, entry.slot, entry.serial,
+            entry.disconnected)
+
+
+class ChangeCapture(NamedTuple):
+    """What a delta publish needs of the management state (:meth:`ManagementRegistry.capture_changes`):
+    the configs and pools (by reference: they are replaced, never changed in place)
+    and the entries of the nodes changed since a version (``None``: the node is gone)."""
+
+    version: int
+    cfg: Phase3Config
+    core: CoreServicesConfig
+    pools: Mapping[int, PoolConfig]
+    nodes: Mapping[str, NodeEntry | None]
+
+
 def entry_differences(a: NodeEntry, b: NodeEntry) -> list[str]:
     """The fields in which two entries differ."""
     return [name for name in _ENTRY_FIELDS if getattr(a, name) != getattr(b, name)]
@@ -90,6 +109,7 @@ class ManagementState:
         self.generated: tuple[PoolConfig, ...] = ()
         self.members: dict[int, list[str]] = {pid: [] for pid in self.pools}
         self.version = 0
+        self.changes = ChangeLog()  # node changes by version (kept by the registry, not copied)
 
     def live_nodes(self) -> list[str]:
         return sorted(nid for nid, e in self.nodes.items() if not e.disconnected)
@@ -126,6 +146,7 @@ class ManagementState:
         other.pools = dict(self.pools)
         other.generated = self.generated
         other.members = dict(self.members)  # the lists are shared: a write replaces a list (_move)
+        other.changes = ChangeLog(self.version + 1)  # a copy records no changes (it never changes)
         return other
 
 
@@ -150,6 +171,8 @@ class ManagementRegistry:
             _move(state, entry.node_id, () if old is None else old.pool_ids, entry.pool_ids)
             state.nodes[entry.node_id] = entry
             state.version = version
+            if old is None or _row_fields(old) != _row_fields(entry):  # not a status-only change
+                state.changes.node(version, entry.node_id)
 
     def remove(self, node_id: str, version: int) -> None:
         with self.lock.at("remove_node"):
@@ -157,6 +180,7 @@ class ManagementRegistry:
             old = state.nodes.pop(node_id, None)
             if old is not None:
                 _move(state, node_id, old.pool_ids, ())
+                state.changes.node(version, node_id)
             state.version = version
 
     def set_pools(
@@ -175,6 +199,7 @@ class ManagementRegistry:
         fresh.members = {pid: list(members.get(pid, ())) for pid in fresh.pools}
         fresh.nodes = {entry.node_id: entry for entry in entries}
         fresh.version = version
+        fresh.changes = ChangeLog(version)  # nothing before the new pool set is delta material
         with self.lock.at("set_pools"):
             fresh.core = self._state.core
             self._state = fresh
@@ -185,6 +210,7 @@ class ManagementRegistry:
         the state replaced, for the caller to free after its own locks."""
         with self.lock.at("install"):
             state.core = self._state.core
+            state.changes = ChangeLog(state.version)  # nothing before the new pool set is delta material
             old, self._state = self._state, state
         return old
 
@@ -192,6 +218,7 @@ class ManagementRegistry:
         with self.lock.at("set_core"):
             self._state.core = core
             self._state.version = version
+            self._state.changes.reset(version)
 
     # -- reads ---------------------------------------------------------------------------
 
@@ -204,6 +231,18 @@ class ManagementRegistry:
         """A copy of the node entries (one C-level dict copy under the lock)."""
         with self.lock.at("entries"):
             return dict(self._state.nodes)
+
+    def capture_changes(self, since: int) -> ChangeCapture | None:
+        """The entries of the nodes changed at versions ``>= since``, with the
+        configs and pools; ``None`` when the record of changes does not reach back
+        to ``since`` (a full :meth:`capture` is needed then). O(changes) under the lock."""
+        with self.lock.at("capture_changes"):
+            state = self._state
+            changed = state.changes.since(since)
+            if changed is None:
+                return None
+            nodes = {node_id: state.nodes.get(node_id) for node_id in changed}
+            return ChangeCapture(state.version, state.cfg, state.core, state.pools, nodes)
 
 
 def _move(state: ManagementState, node_id: str, old: tuple[int, ...], new: tuple[int, ...]) -> None:
