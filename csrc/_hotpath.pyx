@@ -194,7 +194,7 @@ cdef enum:
     NMT_BIT = 2
     TTS_BIT = 4
     SCAN_CHUNK = 64            # candidates whose load records scan() prefetches before checking them
-    SCRATCH_STACK = 1024       # ints of scratch on the stack before select() mallocs
+    SCRATCH_STACK = 4096       # ints of scratch on the stack before select() mallocs
     ATT_STACK = 8 * ATT_WIDTH  # attempt records on the stack (8 pools) before it mallocs
 
 N_REASONS = N_CHECK_REASONS
@@ -520,6 +520,7 @@ cdef class CompiledSnapshot:
         self.timeout = float(config["timeout"])
         self._validate(c)
         self.cover_pools()
+        self.max_window = self.widest_window()
 
     def _validate(self, dict c):
         cdef Py_ssize_t n = self.n_nodes, p = self.n_pools, L = self.n_langs, W = self.words
@@ -972,10 +973,23 @@ cdef class CompiledSnapshot:
         rec[ATT_COUNTS] = 1
         return att.size - ATT_WIDTH
 
+    cdef Py_ssize_t widest_window(self) noexcept:
+        """The most candidates one scan can examine: every node (single level),
+        else the largest pool, at most ``sample_size`` when sampling."""
+        cdef Py_ssize_t p, widest = 0
+        if not self.two_level:
+            widest = self.n_nodes
+        for p in range(self.n_pools):  # any pool can be scanned (select_node_from_pool, fallback)
+            widest = max(widest, <Py_ssize_t>(self.mem_ptr[p + 1] - self.mem_ptr[p]))
+        if self.sample_size > 0:
+            widest = min(widest, <Py_ssize_t>self.sample_size)
+        return widest
+
     cdef inline Py_ssize_t scratch_ints(self) noexcept nogil:
         """Ints of ``scratch`` select_job needs: the pool order, then the
-        survivors with their load and capacity (three arrays of n_nodes)."""
-        return self.n_pools + 3 * self.n_nodes + 1
+        survivors of one scan with their load and capacity (three arrays of
+        ``max_window``): a few KiB with sampling, however large the fleet."""
+        return self.n_pools + 3 * self.max_window + 1
 
     cdef int select_job(self, const JobIn* job, float64_t now, IntBuf* att, int32_t* scratch,
                         JobOut* out, bint reserve_node) noexcept nogil:
@@ -990,8 +1004,8 @@ cdef class CompiledSnapshot:
         cdef unsigned char seed_le[8]
         cdef uint64_t h
         surv.node = scratch + self.n_pools
-        surv.load = surv.node + self.n_nodes
-        surv.cap = surv.load + self.n_nodes
+        surv.load = surv.node + self.max_window
+        surv.cap = surv.load + self.max_window
         out.node = -1
         out.picked = -1
         out.n_attempts = 0

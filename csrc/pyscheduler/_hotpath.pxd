@@ -61,6 +61,7 @@ cdef class CompiledSnapshot:
     cdef readonly Py_ssize_t n_nodes, n_pools, n_langs, words
     # languages with ids below n_pool_langs occur in some pool; the index covers only them
     cdef readonly Py_ssize_t n_pool_langs
+    cdef Py_ssize_t max_window            # the most candidates one scan examines (widest_window)
     cdef const int32_t[::1] slot          # load slot of each node
     cdef const uint8_t[::1] node_flags    # NF_HAS_GPU | NF_PUBLIC
     cdef const uint8_t[::1] provides      # ServiceType mask of RUNNING (core-id matching) services
@@ -115,6 +116,7 @@ cdef class CompiledSnapshot:
     cdef int cover_pools(self) except -1
     cdef int cannot_serve(self, Py_ssize_t p, const JobIn* job) noexcept nogil
     cdef Py_ssize_t skip(self, IntBuf* att, int32_t pool, int reason, Py_ssize_t run) noexcept nogil
+    cdef Py_ssize_t widest_window(self) noexcept
     cdef Py_ssize_t scratch_ints(self) noexcept nogil
     cdef int select_job(self, const JobIn* job, float64_t now, IntBuf* att, int32_t* scratch,
                         JobOut* out, bint reserve_node) noexcept nogil
