@@ -132,3 +132,11 @@ def test_runs_of_skipped_pools_wrap_around_the_ring(key):
         assert a.decision() == b.decision() and a.attempts == b.attempts, (a.explain(), b.explain())
         assert len(a.attempts) == len(pools) and a.attempts[0].skipped is None
         assert {x.pool_id for x in a.attempts} == {p.pool_id for p in pools}
+
+
+@pytest.mark.parametrize("flags", PATHS)
+def test_explain_names_a_skipped_pool_and_its_check(flags):
+    text = _registry(flags).select_node(JobRequest("fr", "de")).explain()
+    assert "pool 2 (en-ja) skipped: no member passes gpu_unavailable" in text
+    assert "pool 4 (en-ko) skipped: no member passes model_not_available" in text
+    assert text.startswith("node d selected")
