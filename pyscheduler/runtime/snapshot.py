@@ -134,8 +134,9 @@ def build_snapshot(fleet: Fleet, loads: LoadTableLike, version: int) -> RuntimeS
     member_lists = [fleet.members[p.pool_id] for p in pools]
     columns["mem_ptr"] = np.zeros(len(pools) + 1, dtype=np.int32)
     columns["mem_ptr"][1:] = np.cumsum([len(m) for m in member_lists], dtype=np.int64)
+    rank = {node_id: i for i, node_id in enumerate(node_ids)}  # a full build renumbers everything anyway
     columns["mem_idx"] = np.fromiter(  # one C-level pass: every member's node index, pool by pool
-        map(node_index.__getitem__, itertools.chain.from_iterable(member_lists)),
+        map(rank.__getitem__, itertools.chain.from_iterable(member_lists)),
         dtype=np.int32,
         count=int(columns["mem_ptr"][-1]),
     )
