@@ -126,17 +126,20 @@ cdef class Dispatcher:
         self.rng = _mix64(entropy)
         self.epoch = (self.rng >> (64 - TOKEN_EPOCH_BITS)) or 1
         self.rng = _mix64(self.rng + 1)
-        self.direct = self.find_offsets(selection_type, SELECTION_SLOTS, self.slot_offsets)
+        self.direct = self.find_offsets(selection_type, SELECTION_SLOTS, self.slot_offsets, N_SELECTION_SLOTS)
         self.job_type = job_type
-        self.job_direct = job_type is not None and self.find_offsets(job_type, JOB_FIELDS, self.job_offsets)
+        self.job_direct = job_type is not None and self.find_offsets(
+            job_type, JOB_FIELDS, self.job_offsets, N_JOB_FIELDS)
 
-    cdef bint find_offsets(self, type cls, tuple names, Py_ssize_t* offsets) except -1:
+    cdef bint find_offsets(self, type cls, tuple names, Py_ssize_t* offsets, Py_ssize_t capacity) except -1:
         """Whether every name of ``names`` is a ``__slots__`` object member of
         ``cls`` allocated by ``object.__new__``; if so, their offsets go to
         ``offsets``. The dispatcher then reads (jobs) or writes (results)
         those fields in C instead of through attribute lookups."""
         cdef Py_ssize_t k
         cdef PyMemberDef* member
+        if len(names) != capacity:
+            raise RuntimeError(f"find_offsets: {len(names)} names for {capacity} offsets")
         if cls.__new__ is not object.__new__ or cls.__basicsize__ <= object.__basicsize__:
             return False  # object.__new__ allocates with PyType_GenericAlloc; anything else: Python
         for k, name in enumerate(names):

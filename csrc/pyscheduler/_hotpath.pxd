@@ -22,6 +22,7 @@ cdef enum:
     C_FINISHED = 21                   # hold a reservation it has not counted yet)
     N_COUNTERS = 22
     N_JOB_FIELDS = 10                 # len(JOB_FIELDS)
+    N_SELECTION_SLOTS = 9             # len(SELECTION_SLOTS)
 
 
 cdef struct Reservation:
@@ -168,11 +169,11 @@ cdef class Dispatcher:
     cdef uint64_t rng
     cdef int64_t counts[N_COUNTERS]
     cdef bint direct                    # results built in C at slot_offsets (see find_offsets)
-    cdef Py_ssize_t slot_offsets[9]
+    cdef Py_ssize_t slot_offsets[N_SELECTION_SLOTS]
     cdef object job_type
     cdef bint job_direct                # job fields read at job_offsets
     cdef Py_ssize_t job_offsets[N_JOB_FIELDS]
-    cdef bint find_offsets(self, type cls, tuple names, Py_ssize_t* offsets) except -1
+    cdef bint find_offsets(self, type cls, tuple names, Py_ssize_t* offsets, Py_ssize_t capacity) except -1
     cdef tuple job_fields(self, job)
     cdef object new_selection(self, node_id, pool_id, preferred_pool, bint fallback_used, token, decode)
     cdef void put(self, PyObject* obj, int k, object value) noexcept
