@@ -219,14 +219,25 @@ class RedisClusterSync:
         return frozenset(self._ctx.owned.ids())
 
     def wait_synced(self, timeout: float = 10.0) -> bool:
-        """Wait until the reader has done a full resync and the writer has
-        published what this instance owns; False on timeout."""
+        """Wait until the reader has done a full resync, the writer has
+        published what this instance owns, and the config the resync settled
+        on is in Redis (this instance's own, published when Redis had none or
+        an unusable one); False on timeout.
+
+        The writer's first round can run before the reader's resync decides to
+        publish the local config, so the writer's own "synced" is not enough:
+        the config must also be no longer waiting to be published."""
         if self._writer is None or self._reader is None:
             return False
         deadline = time.monotonic() + timeout
-        return self._reader.synced.wait(timeout) and self._writer.synced.wait(
-            max(0.0, deadline - time.monotonic())
-        )
+        if not (self._reader.synced.wait(timeout)
+                and self._writer.synced.wait(max(0.0, deadline - time.monotonic()))):
+            return False
+        while self._config.dirty:  # set by the resync before the reader said synced
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.002)
+        return True
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until every change made so far is written to Redis; False on timeout."""
