@@ -543,7 +543,9 @@ def test_concurrent_beats_selects_and_lifecycle_keep_the_registry_whole():
             sel = reg.select_node(JobRequest("en", "zh", routing_key=str(i)))
             if sel.ok:
                 assert sel.node_id in ids
-                assert reg.release(sel)
+                # n00 may be registered again (lifecycle) between the select and the
+                # release, which ends its old registration's reservations: False then
+                assert reg.release(sel) or sel.node_id == "n00"
             i += 1
 
     lifecycle_beats = [0]
