@@ -80,6 +80,35 @@ cdef int failure_code(const int32_t* first_record, int32_t empty_reason) noexcep
     return best if best >= 0 else N_REASON_SLOTS - 1
 
 
+cdef int translate(CompiledSnapshot cs, src, tgt, types, public, preferred, tenant, str key,
+                   JobIn* j) except -1:
+    """A job's fields in ``cs``'s integer terms: language ids (LANG_AUTO,
+    LANG_UNKNOWN), service mask, public flag, preferred node and tenant
+    override pool (-1: none) and the routing key's FNV-1a-64 state; the
+    single call and the batch both translate through here."""
+    cdef Py_ssize_t n = 0
+    cdef const unsigned char* kb
+    cdef object v
+    if src == cs.auto_code:
+        j.src = LANG_AUTO
+    else:
+        v = cs.lang_index.get(src)
+        j.src = LANG_UNKNOWN if v is None else <int32_t>v
+    v = cs.lang_index.get(tgt)
+    j.tgt = LANG_UNKNOWN if v is None else <int32_t>v
+    j.types = types
+    j.public = public
+    j.preferred = -1 if preferred is None else <int32_t>cs.node_of(preferred)
+    j.tenant_pool = -1
+    if tenant is not None:
+        v = cs.tenant_index.get(tenant)
+        if v is not None:
+            j.tenant_pool = <int32_t>v
+    kb = _utf8(key, &n)
+    j.h_key = fnv1a64_bytes(kb, n)
+    return 0
+
+
 @cython.final
 cdef class SelectionRecords:
     """A fast selection's attempt records, decoded only when called: the
@@ -363,22 +392,6 @@ cdef class Dispatcher:
                 ended += 1
         return ended
 
-    def add(self, Py_ssize_t slot, int64_t serial, float64_t now):
-        """Record a place already reserved on ``slot`` (by a batch kernel) and
-        count the selection; return its token."""
-        if slot < 0 or slot >= self.loads.capacity:
-            raise IndexError(f"load slot {slot} out of range")
-        self.counts[C_SELECTIONS] += 1
-        return self.add_entry(<int32_t>slot, serial, now)
-
-    def count_failure(self, int code):
-        """Count one failed selection under reason ``code`` (-1: nothing rejected)."""
-        if code < -1 or code >= N_REASON_SLOTS - 1:
-            raise ValueError(f"reason code {code} out of range")
-        self.counts[C_SELECTIONS] += 1
-        self.counts[C_FAILED] += 1
-        self.counts[C_FAILED_REASON + (code if code >= 0 else N_REASON_SLOTS - 1)] += 1
-
     def expire(self, float64_t now, float64_t ttl_s):
         """Give back every place taken more than ``ttl_s`` seconds before ``now``;
         return how many."""
@@ -422,14 +435,6 @@ cdef class Dispatcher:
                 self.counts[C_STARTED] + self.counts[C_COMMITS] + self.counts[C_RELEASES]
                 + self.counts[C_EXPIRED])
 
-    def begin(self, Py_ssize_t n):
-        """``n`` decisions begin outside :meth:`select` (a batch kernel)."""
-        self.counts[C_STARTED] += n
-
-    def done(self, Py_ssize_t n):
-        """``n`` decisions begun with :meth:`begin` are finished."""
-        self.counts[C_FINISHED] += n
-
     def counters(self):
         """Every dispatch counter by metric name, zeros included."""
         cdef int r
@@ -470,42 +475,16 @@ cdef class Dispatcher:
                        int32_t only_pool, bint bind_session):
         cdef JobIn j
         cdef JobOut out
-        cdef Py_ssize_t n = 0
-        cdef const unsigned char* kb
         cdef int32_t excl_stack[EXCL_STACK]
         cdef int32_t* excl = excl_stack
-        cdef object v
-        cdef str key
         cdef int32_t session = -1
         cdef Py_ssize_t i
         cdef uint64_t key1 = 0, key2 = 0
         cdef object sid = None
         cdef tuple f = self.job_fields(job)  # JOB_FIELDS order
-        src = f[0]
-        if src == cs.auto_code:
-            j.src = LANG_AUTO
-        else:
-            v = cs.lang_index.get(src)
-            j.src = LANG_UNKNOWN if v is None else <int32_t>v
-        v = cs.lang_index.get(f[1])
-        j.tgt = LANG_UNKNOWN if v is None else <int32_t>v
-        j.types = f[2]
-        j.public = f[3]
-        v = f[4]
-        j.preferred = -1
-        if v is not None:
-            j.preferred = <int32_t>cs.node_of(v)
-        v = f[5]
-        j.tenant_pool = -1
-        if v is not None:
-            v = cs.tenant_index.get(v)
-            if v is not None:
-                j.tenant_pool = <int32_t>v
+        translate(cs, f[0], f[1], f[2], f[3], f[4], f[5], f[6], &j)
         j.bound_pool = bound_pool
         j.only_pool = only_pool
-        key = f[6]
-        kb = _utf8(key, &n)
-        j.h_key = fnv1a64_bytes(kb, n)
         j.excluded = NULL
         j.n_excluded = 0
         if bind_session and self.sessions is not None:
@@ -538,34 +517,6 @@ cdef class Dispatcher:
                 and self.sessions.slots[session].key2 == key2):
             self.sessions.set_last(session, cs.node_names, out.node)
         return selection
-
-    def session_bound_pool(self, snapshot, job, float64_t now):
-        """The bound pool index of ``job``'s session in ``snapshot`` (binding it
-        if needed; -1: none) — for a batch that calls the kernel itself."""
-        cdef CompiledSnapshot cs = snapshot.compiled
-        cdef JobIn j
-        cdef Py_ssize_t n = 0
-        cdef const unsigned char* kb
-        cdef object v
-        cdef str key
-        if cs is None or not cs.named or cs.loads is not self.loads:
-            raise ValueError("Dispatcher.session_bound_pool: the snapshot is not one of this dispatcher's generations")
-        sid = job.session_id
-        if self.sessions is None or sid is None:
-            return -1
-        src = job.src_lang
-        if src == cs.auto_code:
-            j.src = LANG_AUTO
-        else:
-            v = cs.lang_index.get(src)
-            j.src = LANG_UNKNOWN if v is None else <int32_t>v
-        v = cs.lang_index.get(job.tgt_lang)
-        j.tgt = LANG_UNKNOWN if v is None else <int32_t>v
-        j.types = job.types_mask
-        key = job.key
-        kb = _utf8(key, &n)
-        j.h_key = fnv1a64_bytes(kb, n)
-        return self.bind(cs, self.sessions.touch(sid, now), &j, src, job.tgt_lang, job.required_types)
 
     def note_session_node(self, str session_id not None, str node_id not None):
         """Remember the node a session's last job went to (batch path)."""
@@ -782,8 +733,6 @@ cdef class Dispatcher:
         cdef int rc = 0, code
         cdef int32_t s, p
         cdef bint binding, started = False
-        cdef Py_ssize_t kn = 0
-        cdef const unsigned char* kb
         cdef object v, src, tgt, pref, tenant, excluded, sid, required
         cdef tuple f
         cdef str key
@@ -855,27 +804,9 @@ cdef class Dispatcher:
                     sid = <object>PyList_GET_ITEM(c_sid, i) if binding else None
                     required = <object>PyList_GET_ITEM(c_req, i) if sid is not None else None
                 j = &js[i]
-                if src == cs.auto_code:
-                    j.src = LANG_AUTO
-                else:
-                    v = cs.lang_index.get(src)
-                    j.src = LANG_UNKNOWN if v is None else <int32_t>v
-                v = cs.lang_index.get(tgt)
-                j.tgt = LANG_UNKNOWN if v is None else <int32_t>v
-                j.types = types
-                j.public = public
-                j.preferred = -1
-                if pref is not None:
-                    j.preferred = <int32_t>cs.node_of(pref)
-                j.tenant_pool = -1
-                if tenant is not None:
-                    v = cs.tenant_index.get(tenant)
-                    if v is not None:
-                        j.tenant_pool = <int32_t>v
+                translate(cs, src, tgt, types, public, pref, tenant, key, j)
                 j.bound_pool = -1
                 j.only_pool = -1
-                kb = _utf8(key, &kn)
-                j.h_key = fnv1a64_bytes(kb, kn)
                 eoff[i] = excl.size
                 if excluded:
                     for node_id in excluded:

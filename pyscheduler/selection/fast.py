@@ -14,7 +14,6 @@ The functions here require a snapshot with a compiled view
 from __future__ import annotations
 
 import secrets
-import sys
 from collections.abc import Sequence
 from functools import partial
 from typing import Any, NamedTuple
@@ -30,15 +29,12 @@ from ..runtime.snapshot import RuntimeSnapshot
 __all__ = [
     "ATTEMPT_WIDTH",
     "FastPathUnavailable",
-    "batch_results",
     "decode_records",
-    "failure_reason",
     "new_dispatcher",
     "prepare_batch",
     "run_batch",
     "run_kernel",
     "select",
-    "select_batch",
     "to_selection",
 ]
 
@@ -149,17 +145,6 @@ def to_selection(snapshot: RuntimeSnapshot, answer: KernelAnswer, token: int | N
     )
 
 
-def failure_reason(answer: KernelAnswer) -> Reason | None:
-    """The top reason of a failed kernel answer, read from its first attempt
-    record alone (a failure's breakdown is its first pool's), without
-    decoding the others."""
-    if answer.empty_reason == _NO_ELIGIBLE_POOL:
-        return Reason.NO_ELIGIBLE_POOL
-    records = answer.records
-    first = memoryview(records)[: ATTEMPT_WIDTH * 4].cast("i").tolist()
-    return Breakdown(first[_ATT_COUNTS:], first[_ATT_TOTAL]).top_reason
-
-
 def _decode(snapshot: RuntimeSnapshot, records: bytes, picked: bool) -> tuple[tuple[Attempt, ...], Breakdown]:
     """``(attempts, breakdown)`` from a job's attempt records: the breakdown is
     the last attempt's when a node was picked (the search stops there), else
@@ -200,20 +185,6 @@ def decode_records(
     if no_eligible_pool:
         return (), Breakdown(total=0, empty_reason=Reason.NO_ELIGIBLE_POOL)
     return _decode(snapshot, records, picked)
-
-
-def select_batch(
-    snapshot: RuntimeSnapshot,
-    jobs: Sequence[JobRequest],
-    now: float,
-    bound_pools: Sequence[int | None] | None = None,
-) -> list[KernelAnswer]:
-    """Place many jobs in order in one ``nogil`` kernel call (each sees the
-    reservations of those before it); the same answers as :func:`run_kernel`
-    one by one (turn each into a ``Selection`` with :func:`to_selection`).
-    ``bound_pools`` gives each job's session-bound pool id (or ``None``)."""
-    batch = prepare_batch(snapshot, jobs, bound_pools)
-    return batch_results(*run_batch(snapshot, batch, now))
 
 
 def prepare_batch(
@@ -258,24 +229,3 @@ def run_batch(snapshot: RuntimeSnapshot, batch: tuple[np.ndarray, ...], now: flo
     out = np.empty((len(batch[0]), 6), dtype=np.int32)
     records = _compiled(snapshot).select_batch(*batch, now, out)
     return out, records
-
-
-def batch_results(out: np.ndarray, records: bytes) -> list[KernelAnswer]:
-    """Each job's answer (as :func:`run_kernel` gives it) from a batch kernel's output.
-
-    A batch output row is ``(node, picked, preferred, fallback, empty, first)``:
-    ``picked`` is the index of the picking pool's record among the job's records
-    and ``first`` the index of the job's first record; both become what
-    :class:`KernelAnswer` holds (a pool index, the job's own records)."""
-    width = ATTEMPT_WIDTH * 4  # bytes per attempt record
-    n_records = len(records) // width
-    results = []
-    rows = out.tolist()
-    for j, (node, picked, pref, fallback, empty, first) in enumerate(rows):
-        end = rows[j + 1][5] if j + 1 < len(rows) else n_records
-        job_records = records[first * width:end * width]
-        pool = -1
-        if picked >= 0:
-            pool = int.from_bytes(job_records[picked * width:picked * width + 4], sys.byteorder, signed=True)
-        results.append(KernelAnswer(node, pool, pref, bool(fallback) or end - first > 1, empty, job_records))
-    return results
